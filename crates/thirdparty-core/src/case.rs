@@ -1,0 +1,357 @@
+//! What the pipeline reads from and writes to the case-management system, free of any wire
+//! format: cases, field updates, comments, project sync settings, per-org sync metadata, users.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use crate::changelog::{Author, CaseField};
+
+/// A case as the case-management system holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    /// The case id (a UUID in production).
+    pub id: String,
+    /// Owning organization.
+    pub org_id: u64,
+    /// The case project, whose sync settings apply.
+    pub project_id: String,
+    /// Optimistic-lock version; every write must name it and bumps it.
+    pub version: u64,
+    /// Title.
+    pub title: String,
+    /// Description (markdown). Never logged.
+    #[serde(default)]
+    pub description: String,
+    /// Priority name (`P1`..`P5`), if set.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Status name (`OPEN`, `IN_PROGRESS`, `CLOSED`, ...).
+    pub status: String,
+    /// Assigned user id, if any.
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// Due date, if any.
+    #[serde(default)]
+    pub due_date: Option<Date>,
+    /// When the case was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Third-party items linked to the case.
+    #[serde(default)]
+    pub external_references: Vec<ExternalReference>,
+    /// Per field, the source-event time of the last third-party change applied to it (the
+    /// out-of-order watermark), written in the same versioned update as the field.
+    #[serde(default)]
+    pub field_watermarks: BTreeMap<CaseField, Watermark>,
+}
+
+/// A source-event time stored as a watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Watermark(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
+
+impl Case {
+    /// Whether the case is closed (status `CLOSED`, any case).
+    pub fn is_closed(&self) -> bool {
+        self.status.eq_ignore_ascii_case("closed")
+    }
+
+    /// The current value of a field as the case names it (`None` when unset).
+    pub fn field_value(&self, field: CaseField) -> Option<String> {
+        match field {
+            CaseField::Title => Some(self.title.clone()),
+            CaseField::Description => Some(self.description.clone()),
+            CaseField::Priority => self.priority.clone(),
+            CaseField::Status => Some(self.status.clone()),
+            CaseField::Assignee => self.assignee_id.clone(),
+            CaseField::DueDate => self.due_date.map(|d| d.to_string()),
+        }
+    }
+
+    /// The watermark of a field, if a third-party change was ever applied to it.
+    pub fn watermark(&self, field: CaseField) -> Option<OffsetDateTime> {
+        self.field_watermarks.get(&field).map(|w| w.0)
+    }
+
+    /// Whether the case already holds the value a change would write.
+    pub fn holds(&self, change: &FieldChange) -> bool {
+        match change {
+            FieldChange::Title(v) => &self.title == v,
+            FieldChange::Description(v) => &self.description == v,
+            FieldChange::Priority(v) => &self.priority == v,
+            FieldChange::Status(v) => &self.status == v,
+            FieldChange::Assignee(v) => &self.assignee_id == v,
+            FieldChange::DueDate(v) => &self.due_date == v,
+        }
+    }
+
+    /// Applies a change in memory (used by fakes and the sandbox; the server is the authority).
+    pub fn apply(&mut self, change: &FieldChange) {
+        match change {
+            FieldChange::Title(v) => self.title.clone_from(v),
+            FieldChange::Description(v) => self.description.clone_from(v),
+            FieldChange::Priority(v) => self.priority.clone_from(v),
+            FieldChange::Status(v) => self.status.clone_from(v),
+            FieldChange::Assignee(v) => self.assignee_id.clone_from(v),
+            FieldChange::DueDate(v) => self.due_date = *v,
+        }
+    }
+}
+
+/// A link from a case to a third-party item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalReference {
+    /// The integration (`jira`, `servicenow`, ...).
+    pub integration: String,
+    /// The item's stable id in that system (Jira issue id, ServiceNow sys_id).
+    pub reference: String,
+}
+
+/// The new value of one case field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "field", content = "value", rename_all = "snake_case")]
+pub enum FieldChange {
+    /// New title.
+    Title(String),
+    /// New description.
+    Description(String),
+    /// New priority name, or none.
+    Priority(Option<String>),
+    /// New status name.
+    Status(String),
+    /// New assignee user id, or unassigned.
+    Assignee(Option<String>),
+    /// New due date, or none.
+    DueDate(Option<Date>),
+}
+
+impl FieldChange {
+    /// The field this change writes.
+    pub fn field(&self) -> CaseField {
+        match self {
+            FieldChange::Title(_) => CaseField::Title,
+            FieldChange::Description(_) => CaseField::Description,
+            FieldChange::Priority(_) => CaseField::Priority,
+            FieldChange::Status(_) => CaseField::Status,
+            FieldChange::Assignee(_) => CaseField::Assignee,
+            FieldChange::DueDate(_) => CaseField::DueDate,
+        }
+    }
+}
+
+/// A versioned write of one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseUpdate {
+    /// Owning organization.
+    pub org_id: u64,
+    /// The case to write.
+    pub case_id: String,
+    /// The version the writer read; the write fails with a version mismatch otherwise.
+    pub expected_version: u64,
+    /// The new value.
+    pub change: FieldChange,
+    /// Source-event time of the change: becomes the field's watermark in the same write.
+    pub source_event_time: OffsetDateTime,
+    /// The integration the change comes from.
+    pub integration: String,
+}
+
+/// A comment (or work note) to add to a case's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewComment {
+    /// Owning organization.
+    pub org_id: u64,
+    /// The case.
+    pub case_id: String,
+    /// Source-derived key: creating twice with the same key returns the first comment.
+    pub idempotency_key: String,
+    /// Text, byte for byte.
+    pub body: String,
+    /// The third-party author, preserved.
+    pub author: Author,
+    /// Internal note rather than public comment.
+    pub is_work_note: bool,
+    /// The integration the comment comes from.
+    pub integration: String,
+    /// When it was written in the source.
+    pub source_event_time: OffsetDateTime,
+}
+
+/// A comment on a case's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    /// The timeline entry id.
+    pub id: String,
+    /// The case.
+    pub case_id: String,
+    /// The idempotency key it was created with.
+    pub idempotency_key: String,
+    /// Text.
+    pub body: String,
+    /// The third-party author.
+    pub author: Author,
+    /// Internal note rather than public comment.
+    pub is_work_note: bool,
+}
+
+/// What creating a comment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentOutcome {
+    /// The comment (new, or the one first created with the same key).
+    pub comment: Comment,
+    /// False when the key was already used and the existing comment came back.
+    pub created: bool,
+}
+
+/// Which directions a project syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SyncType {
+    /// `ST_BIDIRECTIONAL`: both ways.
+    #[serde(rename = "ST_BIDIRECTIONAL")]
+    Bidirectional,
+    /// `ST_ONE_WAY_PULL`: third party to case only.
+    #[serde(rename = "ST_ONE_WAY_PULL")]
+    OneWayPull,
+    /// `ST_ONE_WAY_PUSH`: case to third party only; this reader applies nothing.
+    #[serde(rename = "ST_ONE_WAY_PUSH")]
+    OneWayPush,
+}
+
+impl SyncType {
+    /// Whether third-party changes flow into cases.
+    pub fn pulls(self) -> bool {
+        matches!(self, SyncType::Bidirectional | SyncType::OneWayPull)
+    }
+}
+
+/// A case project's sync settings for one integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Owning organization.
+    pub org_id: u64,
+    /// The case project.
+    pub project_id: String,
+    /// The integration.
+    pub integration: String,
+    /// The integration is enabled for the organization.
+    pub integration_enabled: bool,
+    /// Sync is enabled for this project.
+    pub project_sync_enabled: bool,
+    /// Directions synced.
+    pub sync_type: SyncType,
+    /// Per-field sync switches; a field not listed is synced.
+    #[serde(default)]
+    pub field_sync: BTreeMap<CaseField, bool>,
+    /// Comments are synced.
+    #[serde(default = "yes")]
+    pub comment_sync_enabled: bool,
+    /// Work notes are synced.
+    #[serde(default = "yes")]
+    pub work_note_sync_enabled: bool,
+    /// Per field, third-party value id -> case value name (priority ids, status ids, states).
+    #[serde(default)]
+    pub value_mappings: BTreeMap<CaseField, BTreeMap<String, String>>,
+    /// Third-party custom field id -> the case field it maps to (e.g. `customfield_10015` ->
+    /// `due_date`).
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, CaseField>,
+    /// Changes older than this are not applied.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start_syncing_from: Option<OffsetDateTime>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SyncSettings {
+    /// Whether a field's sync switch is on (absent means on).
+    pub fn field_synced(&self, field: CaseField) -> bool {
+        self.field_sync.get(&field).copied().unwrap_or(true)
+    }
+
+    /// The case value mapped to a third-party value id for a field.
+    pub fn map_value(&self, field: CaseField, third_party_id: &str) -> Option<&str> {
+        self.value_mappings
+            .get(&field)?
+            .get(third_party_id)
+            .map(String::as_str)
+    }
+
+    /// The third-party ids mapped to a case value (several ids may share a case value).
+    pub fn unmap_value<'a>(
+        &'a self,
+        field: CaseField,
+        case_value: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.value_mappings
+            .get(&field)
+            .into_iter()
+            .flat_map(move |m| m.iter().filter(move |(_, v)| v.as_str() == case_value))
+            .map(|(k, _)| k.as_str())
+    }
+}
+
+/// One sync scope of an organization, as the pre-filter needs it without a settings lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncMetadata {
+    /// Owning organization.
+    pub org_id: u64,
+    /// The integration.
+    pub integration: String,
+    /// The case project whose settings apply to items in this scope.
+    pub project_id: String,
+    /// Scope keys matched against a changelog's `metadata`: a key matches when its list is
+    /// empty (any value) or holds the changelog's value (Jira: `account_id`, `project_id`,
+    /// `issue_type_id`; ServiceNow: `instance_name`).
+    #[serde(default)]
+    pub scope: BTreeMap<String, BTreeSet<String>>,
+    /// Third-party custom field id -> case field, for this scope.
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, CaseField>,
+    /// The organization's own sync users in the third party (changes by them are echoes).
+    #[serde(default)]
+    pub own_user_ids: BTreeSet<String>,
+}
+
+impl SyncMetadata {
+    /// Whether the scope key `key` accepts `value` (an absent key or empty list accepts all).
+    pub fn accepts(&self, key: &str, value: Option<&str>) -> bool {
+        match self.scope.get(key) {
+            None => true,
+            Some(allowed) if allowed.is_empty() => true,
+            Some(allowed) => value.is_some_and(|v| allowed.contains(v)),
+        }
+    }
+}
+
+/// How to find the case user behind a third-party user.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserQuery {
+    /// Owning organization.
+    pub org_id: u64,
+    /// The integration.
+    pub integration: String,
+    /// The third-party user id (Jira accountId or username).
+    pub external_id: Option<String>,
+    /// The display name.
+    pub display_name: Option<String>,
+    /// The e-mail address.
+    pub email: Option<String>,
+}
+
+/// A case-management user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// User id (UUID).
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+}

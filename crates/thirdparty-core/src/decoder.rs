@@ -1,0 +1,23 @@
+//! Decoding a message value into normalized changelogs.
+
+use std::fmt;
+
+use crate::changelog::Changelog;
+use crate::error::DecodeError;
+
+/// Turns one message value (the bytes of a Kafka record) into changelogs.
+///
+/// Contract:
+/// - pure and synchronous: no I/O, no clock, no shared state; the same bytes always give the
+///   same result;
+/// - never panics, whatever the bytes (the contract suite feeds arbitrary and mutated input);
+/// - one webhook may yield zero or more changelogs, each complete on its own (org, item, time);
+/// - malformed bytes are [`DecodeError::Malformed`] (skipped), valid JSON that fails validation
+///   is [`DecodeError::Invalid`] and unknown events [`DecodeError::UnsupportedEvent`] (discarded).
+pub trait Decoder: Send + Sync + fmt::Debug {
+    /// The integration name this decoder produces changelogs for (`jira`, `servicenow`).
+    fn integration(&self) -> &'static str;
+
+    /// Decodes one message value.
+    fn decode(&self, value: &[u8]) -> Result<Vec<Changelog>, DecodeError>;
+}

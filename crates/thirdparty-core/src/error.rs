@@ -1,0 +1,243 @@
+//! Typed errors and the one place that classifies them (skip / retry / discard).
+
+use thiserror::Error;
+
+/// Why a message could not be decoded into changelogs.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes are not a JSON document of the expected shape (truncated, wrong types, not
+    /// UTF-8, too deep). Class: skip.
+    #[error("undecodable payload: {0}")]
+    Malformed(String),
+    /// The document is valid JSON but a field fails validation. Class: discard.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// The offending field, as a JSON path.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A well-formed event of a type this integration does not handle. Class: discard.
+    #[error("unsupported event type `{0}`")]
+    UnsupportedEvent(String),
+    /// The payload is larger than the decoder accepts. Class: skip.
+    #[error("payload of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Payload size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl DecodeError {
+    /// A low-cardinality name for the metric `error` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::Malformed(_) => "malformed",
+            DecodeError::Invalid { .. } => "invalid",
+            DecodeError::UnsupportedEvent(_) => "unsupported_event",
+            DecodeError::TooLarge { .. } => "too_large",
+        }
+    }
+
+    /// Shorthand for [`DecodeError::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        DecodeError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(err: serde_json::Error) -> Self {
+        DecodeError::Malformed(err.to_string())
+    }
+}
+
+/// An error from the case-management API, by gRPC status class.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CaseApiError {
+    /// The entity does not exist (`NOT_FOUND`).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The case's version is not the one the write named (`ABORTED`).
+    #[error("version mismatch on case {case_id}: expected {expected}")]
+    VersionMismatch {
+        /// The case.
+        case_id: String,
+        /// The version the write named.
+        expected: u64,
+    },
+    /// The request was rejected as invalid (`INVALID_ARGUMENT`, `FAILED_PRECONDITION`,
+    /// `OUT_OF_RANGE`).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The service could not be reached or is overloaded (`UNAVAILABLE`, `RESOURCE_EXHAUSTED`,
+    /// transport errors).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The per-call deadline passed (`DEADLINE_EXCEEDED`, `CANCELLED`).
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+    /// Our credentials were refused (`UNAUTHENTICATED`, `PERMISSION_DENIED`).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The server failed (`INTERNAL`, `UNKNOWN`, `DATA_LOSS`, `UNIMPLEMENTED`).
+    #[error("server error: {0}")]
+    Internal(String),
+}
+
+/// What to do with a message whose handling failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Log, count, acknowledge: the message cannot ever be applied (undecodable, rejected as
+    /// invalid by the API).
+    Skip,
+    /// Back off and try again; after the last try exit non-zero without storing the offset.
+    Retry,
+    /// Log as an error, count, acknowledge: well-formed but invalid or unsupported.
+    Discard,
+}
+
+impl ErrorClass {
+    /// The stable name (`skip`, `retry`, `discard`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Skip => "skip",
+            ErrorClass::Retry => "retry",
+            ErrorClass::Discard => "discard",
+        }
+    }
+}
+
+/// Any error handling one message can end with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// Decoding failed.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A case-management call failed.
+    #[error("{operation}: {source}")]
+    CaseApi {
+        /// The call (`get_case`, `update_case`, ...).
+        operation: &'static str,
+        /// The failure.
+        source: CaseApiError,
+    },
+}
+
+impl HandleError {
+    /// Wraps a case-management error with the call that failed.
+    pub fn api(operation: &'static str, source: CaseApiError) -> Self {
+        HandleError::CaseApi { operation, source }
+    }
+
+    /// The one place every error is classified.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            HandleError::Decode(DecodeError::Malformed(_) | DecodeError::TooLarge { .. }) => {
+                ErrorClass::Skip
+            }
+            HandleError::Decode(DecodeError::Invalid { .. } | DecodeError::UnsupportedEvent(_)) => {
+                ErrorClass::Discard
+            }
+            HandleError::CaseApi { source, .. } => match source {
+                CaseApiError::InvalidArgument(_) | CaseApiError::NotFound(_) => ErrorClass::Skip,
+                // A version mismatch that escapes the pipeline's bounded re-read loop, transient
+                // outages, and refused credentials (a deployment fault: never ack what we could
+                // not apply) are all retried, then crash without storing the offset.
+                CaseApiError::VersionMismatch { .. }
+                | CaseApiError::Unavailable(_)
+                | CaseApiError::DeadlineExceeded(_)
+                | CaseApiError::Unauthorized(_)
+                | CaseApiError::Internal(_) => ErrorClass::Retry,
+            },
+        }
+    }
+
+    /// A low-cardinality name for metric tags.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandleError::Decode(e) => e.kind(),
+            HandleError::CaseApi { source, .. } => match source {
+                CaseApiError::NotFound(_) => "not_found",
+                CaseApiError::VersionMismatch { .. } => "version_mismatch",
+                CaseApiError::InvalidArgument(_) => "invalid_argument",
+                CaseApiError::Unavailable(_) => "unavailable",
+                CaseApiError::DeadlineExceeded(_) => "deadline_exceeded",
+                CaseApiError::Unauthorized(_) => "unauthorized",
+                CaseApiError::Internal(_) => "internal",
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_one_class() {
+        let cases = [
+            (
+                HandleError::from(DecodeError::Malformed("x".into())),
+                ErrorClass::Skip,
+            ),
+            (
+                HandleError::from(DecodeError::TooLarge { size: 2, limit: 1 }),
+                ErrorClass::Skip,
+            ),
+            (
+                HandleError::from(DecodeError::invalid("a", "b")),
+                ErrorClass::Discard,
+            ),
+            (
+                HandleError::from(DecodeError::UnsupportedEvent("x".into())),
+                ErrorClass::Discard,
+            ),
+            (
+                HandleError::api("u", CaseApiError::InvalidArgument("x".into())),
+                ErrorClass::Skip,
+            ),
+            (
+                HandleError::api("u", CaseApiError::NotFound("x".into())),
+                ErrorClass::Skip,
+            ),
+            (
+                HandleError::api("u", CaseApiError::Unavailable("x".into())),
+                ErrorClass::Retry,
+            ),
+            (
+                HandleError::api("u", CaseApiError::DeadlineExceeded("x".into())),
+                ErrorClass::Retry,
+            ),
+            (
+                HandleError::api("u", CaseApiError::Unauthorized("x".into())),
+                ErrorClass::Retry,
+            ),
+            (
+                HandleError::api("u", CaseApiError::Internal("x".into())),
+                ErrorClass::Retry,
+            ),
+            (
+                HandleError::api(
+                    "u",
+                    CaseApiError::VersionMismatch {
+                        case_id: "c".into(),
+                        expected: 1,
+                    },
+                ),
+                ErrorClass::Retry,
+            ),
+        ];
+        for (err, class) in cases {
+            assert_eq!(err.class(), class, "{err}");
+            assert!(!err.kind().is_empty());
+        }
+    }
+}

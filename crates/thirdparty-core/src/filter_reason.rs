@@ -1,0 +1,154 @@
+//! The closed set of reasons a changelog is dropped instead of applied.
+//!
+//! Every name is stable: it is the `reason` tag of `dd.case_third_party_reader.{flavor}.filtered`
+//! and appears in `explain` output and logs. The first fourteen are spelled as the seed spells
+//! them. Adding a reason is a reviewed change: dashboards and alerts key on these names.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! filter_reasons {
+    ($( $(#[doc = $doc:literal])+ $variant:ident => $name:literal, )+) => {
+        /// Why a changelog was dropped. See each variant for the stage that reaches it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum FilterReason {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl FilterReason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [FilterReason] = &[$(FilterReason::$variant,)+];
+
+            /// The stable snake_case name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(FilterReason::$variant => $name,)+ }
+            }
+
+            /// The doc line of the reason (shown by `explain` and the README reference).
+            pub fn description(self) -> &'static str {
+                match self { $(FilterReason::$variant => concat!($($doc),+).trim_ascii(),)+ }
+            }
+
+            /// Parses a stable name.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name { $($name => Some(FilterReason::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+filter_reasons! {
+    /// The change was made by one of our own sync users: applying it would echo our own write.
+    BreakSynchronizationCycle => "break_synchronization_cycle",
+    /// The project's per-field bidirectional switch for this field is off.
+    FieldJiraBiSyncDisabled => "field_jira_bi_sync_disabled",
+    /// The third-party value (priority id, status id, state code) has no case value mapped to it.
+    FieldValueNotMapped => "field_value_not_mapped",
+    /// The change's `from` value differs from the case's current value: someone else changed it.
+    StateConflict => "state_conflict",
+    /// No case is linked to the third-party item.
+    NoCorrespondingCase => "no_corresponding_case",
+    /// The case's project has no sync settings for this integration.
+    ProjectNotFound => "project_not_found",
+    /// The change happened before the project's `start_syncing_from` time.
+    CreatedBeforeStartSyncingFrom => "created_before_start_syncing_from",
+    /// The integration is disabled for the organization.
+    IntegrationDisabled => "integration_disabled",
+    /// Sync is disabled for the case's project.
+    ProjectSyncDisabled => "project_sync_disabled",
+    /// The changed field is not one the integration applies, and no custom mapping names it.
+    UnsupportedChangelogType => "unsupported_changelog_type",
+    /// No sync metadata of the organization matches the item's scope (account and project).
+    NoMatchingMetadata => "no_matching_metadata",
+    /// A custom field changed, but the item's project maps no case field to it.
+    CustomFieldNotConfigured => "custom_field_not_configured",
+    /// The new assignee matches no user of the organization.
+    AssigneeResolutionFailed => "assignee_resolution_failed",
+    /// The case kept changing under us: every bounded re-read and re-filter lost the version race.
+    CaseVersionMismatch => "case_version_mismatch",
+    /// The ServiceNow instance is not configured for the organization.
+    InstanceNotConfigured => "instance_not_configured",
+    /// The project's sync type does not pull from the third party (push only).
+    SyncTypeNotPull => "sync_type_not_pull",
+    /// The case already holds the new value: nothing to write.
+    NoChange => "no_change",
+    /// The comment has no text once whitespace is ignored.
+    EmptyComment => "empty_comment",
+    /// The case is closed; only a status change may touch it.
+    CaseClosed => "case_closed",
+    /// A newer change to the same field was already applied (per-field source-time watermark).
+    OutOfOrderEvent => "out_of_order_event",
+    /// The new value cannot be applied (unparsable due date, empty title, missing value id).
+    InvalidFieldValue => "invalid_field_value",
+    /// The event names no case and no third-party item to find one by.
+    MissingCaseReference => "missing_case_reference",
+    /// The same comment was already created (idempotency key seen): a replay.
+    DuplicateEvent => "duplicate_event",
+    /// An operator listed the message's `topic:partition:offset` in the skip list.
+    SkippedByOperator => "skipped_by_operator",
+    /// Comment sync is disabled for the project.
+    CommentSyncDisabled => "comment_sync_disabled",
+    /// Work-note sync is disabled for the project.
+    WorkNoteSyncDisabled => "work_note_sync_disabled",
+    /// The item's issue type is not among the types the project syncs.
+    IssueTypeNotSynced => "issue_type_not_synced",
+    /// The project's sync switch for this field is off (integrations without per-field bidirectional switches).
+    FieldSyncDisabled => "field_sync_disabled",
+}
+
+impl fmt::Display for FilterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_REASONS: [&str; 14] = [
+        "break_synchronization_cycle",
+        "field_jira_bi_sync_disabled",
+        "field_value_not_mapped",
+        "state_conflict",
+        "no_corresponding_case",
+        "project_not_found",
+        "created_before_start_syncing_from",
+        "integration_disabled",
+        "project_sync_disabled",
+        "unsupported_changelog_type",
+        "no_matching_metadata",
+        "custom_field_not_configured",
+        "assignee_resolution_failed",
+        "case_version_mismatch",
+    ];
+
+    #[test]
+    fn at_least_27_reasons_including_the_seeds_14() {
+        assert!(FilterReason::ALL.len() >= 27, "{}", FilterReason::ALL.len());
+        for name in SEED_REASONS {
+            assert!(
+                FilterReason::parse(name).is_some(),
+                "missing seed reason {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_unique_snake_case_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &r in FilterReason::ALL {
+            let name = r.as_str();
+            assert!(seen.insert(name), "duplicate {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(FilterReason::parse(name), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(name));
+            assert!(!r.description().is_empty());
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The two filtering stages: the cheap pre-filter and the filter after the case look-up.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::cache::MetadataCache;
+use crate::case::{Case, SyncMetadata, SyncSettings};
+use crate::case_api::CaseApi;
+use crate::changelog::Changelog;
+use crate::error::CaseApiError;
+use crate::filter_reason::FilterReason;
+
+/// How the pipeline finds the case a changelog applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseLookup {
+    /// By case id (ServiceNow `correlationId`), falling back to the external reference when no
+    /// case has that id.
+    ById {
+        /// The case id the event names.
+        case_id: String,
+        /// The third-party item id to try next.
+        fallback_reference: Option<String>,
+    },
+    /// By the third-party item linked to the case.
+    ByExternalReference(String),
+}
+
+/// What the pre-filter may use: the organization's sync metadata, served from a TTL cache that
+/// refreshes itself at most once per TTL per organization. Nothing else reaches the network.
+#[derive(Debug)]
+pub struct PreFilterContext<'a> {
+    cache: &'a MetadataCache,
+    api: &'a dyn CaseApi,
+    integration: &'a str,
+}
+
+impl<'a> PreFilterContext<'a> {
+    /// A context over a cache and the API it refreshes from.
+    pub fn new(cache: &'a MetadataCache, api: &'a dyn CaseApi, integration: &'a str) -> Self {
+        Self {
+            cache,
+            api,
+            integration,
+        }
+    }
+
+    /// The organization's sync scopes for this integration (cached).
+    pub async fn org_metadata(&self, org_id: u64) -> Result<Arc<[SyncMetadata]>, CaseApiError> {
+        let key = (org_id, self.integration.to_owned());
+        self.cache
+            .get_or_try_load(&key, || async {
+                let list = self
+                    .api
+                    .list_sync_metadata(org_id, self.integration)
+                    .await?;
+                Ok(Arc::from(list))
+            })
+            .await
+    }
+}
+
+/// Decides which changelogs must not be applied, and why.
+///
+/// Lifecycle, per changelog: [`Filterer::pre_filter`] first (cheap, may rewrite the changelog,
+/// e.g. a configured custom field becomes `update_due_date`); if it passes, the pipeline finds
+/// the case through [`Filterer::case_lookup`] and the case project's settings, then calls
+/// [`Filterer::filter`]. After a version conflict the pipeline re-reads the case and calls
+/// `filter` again, so `filter` must be a pure function of its arguments. Returning a reason drops
+/// the changelog: it is counted under that reason and its message acknowledged.
+#[async_trait]
+pub trait Filterer: Send + Sync + fmt::Debug {
+    /// Drops what can be decided without looking up the case: sync cycles (our own writes
+    /// echoed back), scopes the organization has not configured, unconfigured custom fields.
+    /// Performs no I/O beyond the metadata cache refresh of `ctx`.
+    async fn pre_filter(
+        &self,
+        changelog: &mut Changelog,
+        ctx: &PreFilterContext<'_>,
+    ) -> Result<Option<FilterReason>, CaseApiError>;
+
+    /// How to find the case. The default: the changelog's `case_reference` by id (falling back
+    /// to its `third_party_id`), else the `third_party_id` as external reference; an event with
+    /// neither is [`FilterReason::MissingCaseReference`].
+    fn case_lookup(&self, changelog: &Changelog) -> Result<CaseLookup, FilterReason> {
+        let reference = Some(changelog.third_party_id.clone()).filter(|r| !r.is_empty());
+        match (&changelog.case_reference, reference) {
+            (Some(case_id), fallback) if !case_id.is_empty() => Ok(CaseLookup::ById {
+                case_id: case_id.clone(),
+                fallback_reference: fallback,
+            }),
+            (_, Some(reference)) => Ok(CaseLookup::ByExternalReference(reference)),
+            (_, None) => Err(FilterReason::MissingCaseReference),
+        }
+    }
+
+    /// Drops what the case and its project's settings forbid: disabled sync, unmapped values,
+    /// state conflicts, old or out-of-order events, no-op changes. Pure: no I/O.
+    fn filter(
+        &self,
+        changelog: &Changelog,
+        case: &Case,
+        settings: &SyncSettings,
+    ) -> Option<FilterReason>;
+}

@@ -1,0 +1,44 @@
+//! Everything the third-party readers share, free of Kafka and of generated gRPC types.
+//!
+//! - [`Changelog`]: the normalized change every integration decodes into;
+//! - [`FilterReason`]: the closed set of reasons a changelog is dropped;
+//! - [`Decoder`], [`Filterer`], [`Processor`]: what an integration implements;
+//! - [`CaseApi`]: what the stages call to read and write cases;
+//! - [`Pipeline`]: the runner (decode -> pre-filter -> look-up -> filter -> process);
+//! - [`HandleError::class`]: the one place errors are classified (skip / retry / discard);
+//! - [`TtlCache`]: TTL + capacity caches for metadata and settings;
+//! - `testkit` (feature): an in-memory [`CaseApi`] and the contract suite every integration runs.
+
+pub mod cache;
+pub mod case;
+pub mod case_api;
+pub mod changelog;
+pub mod clock;
+pub mod decoder;
+pub mod error;
+pub mod filter_reason;
+pub mod filterer;
+pub mod pipeline;
+pub mod processor;
+pub mod skip_list;
+pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use cache::{CacheStats, TtlCache};
+pub use case::{
+    Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, FieldChange, NewComment,
+    SyncMetadata, SyncSettings, SyncType, User, UserQuery, Watermark,
+};
+pub use case_api::CaseApi;
+pub use changelog::{Author, CaseField, Changelog, ChangelogType};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decoder::Decoder;
+pub use error::{CaseApiError, DecodeError, ErrorClass, HandleError};
+pub use filter_reason::FilterReason;
+pub use filterer::{CaseLookup, Filterer, PreFilterContext};
+pub use pipeline::{
+    ChangelogReport, Decision, MessageOutcome, Payload, Pipeline, PipelineBuilder, PipelineConfig,
+};
+pub use processor::{ProcessOutcome, Processor};
+pub use skip_list::{MessagePosition, SkipEntry, SkipList};

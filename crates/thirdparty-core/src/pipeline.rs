@@ -1,0 +1,449 @@
+//! The pipeline runner: decode -> pre-filter -> look up case and settings -> filter -> process.
+//!
+//! [`Pipeline::handle`] handles one message. It returns `Ok` when the message may be
+//! acknowledged (every changelog applied, filtered with a reason, or rejected by a skip-class
+//! error; or the message skipped, undecodable or discarded) and `Err` only for retry-class
+//! errors: the caller backs off and calls `handle` again with the same message, which is safe
+//! because every effect is idempotent.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use tracing::Instrument;
+
+use crate::cache::{DEFAULT_CAPACITY, DEFAULT_TTL, MetadataCache, SettingsCache};
+use crate::case::{Case, SyncSettings};
+use crate::case_api::{CaseApi, Traced};
+use crate::changelog::Changelog;
+use crate::clock::{Clock, SystemClock};
+use crate::decoder::Decoder;
+use crate::error::{CaseApiError, ErrorClass, HandleError};
+use crate::filter_reason::FilterReason;
+use crate::filterer::{CaseLookup, Filterer, PreFilterContext};
+use crate::processor::{ProcessOutcome, Processor};
+use crate::skip_list::{MessagePosition, SkipList};
+use crate::telemetry::{Telemetry, spans};
+
+/// One message to handle.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The message value.
+    pub value: Vec<u8>,
+    /// Where it sits in Kafka, when it comes from Kafka.
+    pub position: Option<MessagePosition>,
+}
+
+impl Payload {
+    /// A payload without a Kafka position (CLI, tests).
+    pub fn new(value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            value: value.into(),
+            position: None,
+        }
+    }
+}
+
+/// What became of one changelog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Written to the case.
+    Applied,
+    /// Passed every filter; not written because the pipeline runs dry.
+    WouldApply,
+    /// Dropped for a reason.
+    Filtered(FilterReason),
+    /// The API refused it with a skip-class error (e.g. `INVALID_ARGUMENT`).
+    Rejected(HandleError),
+}
+
+/// A changelog and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogReport {
+    /// The changelog (after any pre-filter rewrite).
+    pub changelog: Changelog,
+    /// What became of it.
+    pub decision: Decision,
+}
+
+/// What became of one message (every variant may be acknowledged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Skipped by the operator skip list.
+    Skipped,
+    /// Undecodable (skip class) or discarded (discard class).
+    Undecodable(HandleError),
+    /// Decoded; one report per changelog.
+    Handled(Vec<ChangelogReport>),
+}
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The flavor name used in metric names and tags (`jira`, `servicenow`).
+    pub flavor: String,
+    /// How many times a version conflict re-reads the case and filters again before the
+    /// changelog is dropped as `case_version_mismatch`.
+    pub max_conflict_retries: u32,
+    /// Decide but never write.
+    pub dry_run: bool,
+    /// Freshness of cached settings and metadata.
+    pub cache_ttl: Duration,
+    /// Entries per cache.
+    pub cache_capacity: usize,
+}
+
+impl PipelineConfig {
+    /// Defaults for a flavor: 3 conflict retries, 5-minute caches, writes enabled.
+    pub fn new(flavor: impl Into<String>) -> Self {
+        Self {
+            flavor: flavor.into(),
+            max_conflict_retries: 3,
+            dry_run: false,
+            cache_ttl: DEFAULT_TTL,
+            cache_capacity: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+/// The stages of one integration wired to a case API.
+#[derive(Debug)]
+pub struct Pipeline {
+    decoder: Arc<dyn Decoder>,
+    filterer: Arc<dyn Filterer>,
+    processor: Arc<dyn Processor>,
+    api: Traced<Arc<dyn CaseApi>>,
+    metadata: MetadataCache,
+    settings: SettingsCache,
+    skip_list: Arc<SkipList>,
+    clock: Arc<dyn Clock>,
+    telemetry: Telemetry,
+    config: PipelineConfig,
+}
+
+/// Builds a [`Pipeline`].
+#[derive(Debug)]
+pub struct PipelineBuilder {
+    decoder: Arc<dyn Decoder>,
+    filterer: Arc<dyn Filterer>,
+    processor: Arc<dyn Processor>,
+    api: Arc<dyn CaseApi>,
+    skip_list: Arc<SkipList>,
+    clock: Arc<dyn Clock>,
+    config: PipelineConfig,
+}
+
+impl PipelineBuilder {
+    /// Uses this skip list (shared with whoever reloads it).
+    pub fn skip_list(mut self, skip_list: Arc<SkipList>) -> Self {
+        self.skip_list = skip_list;
+        self
+    }
+
+    /// Uses this clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses this configuration.
+    pub fn config(mut self, config: PipelineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The pipeline.
+    pub fn build(self) -> Pipeline {
+        let c = &self.config;
+        Pipeline {
+            metadata: MetadataCache::new(c.cache_capacity, c.cache_ttl, self.clock.clone()),
+            settings: SettingsCache::new(c.cache_capacity, c.cache_ttl, self.clock.clone()),
+            telemetry: Telemetry::new(&c.flavor),
+            decoder: self.decoder,
+            filterer: self.filterer,
+            processor: self.processor,
+            api: Traced(self.api),
+            skip_list: self.skip_list,
+            clock: self.clock,
+            config: self.config,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Starts building a pipeline; the flavor defaults to the decoder's integration name.
+    pub fn builder(
+        decoder: Arc<dyn Decoder>,
+        filterer: Arc<dyn Filterer>,
+        processor: Arc<dyn Processor>,
+        api: Arc<dyn CaseApi>,
+    ) -> PipelineBuilder {
+        let flavor = decoder.integration();
+        PipelineBuilder {
+            decoder,
+            filterer,
+            processor,
+            api,
+            skip_list: Arc::new(SkipList::default()),
+            clock: Arc::new(SystemClock),
+            config: PipelineConfig::new(flavor),
+        }
+    }
+
+    /// The telemetry this pipeline emits through (the runtime uses it for retries).
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// The metadata cache (for statistics).
+    pub fn metadata_cache(&self) -> &MetadataCache {
+        &self.metadata
+    }
+
+    /// The settings cache (for statistics).
+    pub fn settings_cache(&self) -> &SettingsCache {
+        &self.settings
+    }
+
+    /// Handles one message. `Err` means retry (only retry-class errors come back).
+    pub async fn handle(&self, payload: &Payload) -> Result<MessageOutcome, HandleError> {
+        self.handle_with(payload, self.config.dry_run).await
+    }
+
+    /// Decides one message without writing anything, whatever the configuration says.
+    pub async fn explain(&self, payload: &Payload) -> Result<MessageOutcome, HandleError> {
+        self.handle_with(payload, true).await
+    }
+
+    async fn handle_with(
+        &self,
+        payload: &Payload,
+        dry_run: bool,
+    ) -> Result<MessageOutcome, HandleError> {
+        let span = handler_span(&self.config.flavor, payload.position.as_ref());
+        async {
+            if let Some(position) = &payload.position {
+                if self.skip_list.contains(position) {
+                    self.telemetry.message_skipped(position);
+                    return Ok(MessageOutcome::Skipped);
+                }
+            }
+            let decoded = tracing::info_span!("decode_event")
+                .in_scope(|| self.decoder.decode(&payload.value));
+            let changelogs = match decoded {
+                Ok(changelogs) => changelogs,
+                Err(err) => {
+                    let err = HandleError::Decode(err);
+                    self.telemetry.decode_failed(&err);
+                    return Ok(MessageOutcome::Undecodable(err));
+                }
+            };
+            let mut reports = Vec::with_capacity(changelogs.len());
+            for mut changelog in changelogs {
+                let decision = self.handle_changelog(&mut changelog, dry_run).await?;
+                self.record(&changelog, &decision);
+                reports.push(ChangelogReport {
+                    changelog,
+                    decision,
+                });
+            }
+            Ok(MessageOutcome::Handled(reports))
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn record(&self, changelog: &Changelog, decision: &Decision) {
+        match decision {
+            Decision::Applied => {
+                let latency = self.clock.now() - changelog.event_timestamp;
+                self.telemetry
+                    .processed(changelog, latency.as_seconds_f64().max(0.0) * 1000.0);
+            }
+            Decision::WouldApply => tracing::info!(
+                org_id = changelog.org_id,
+                changelog_type = %changelog.changelog_type,
+                third_party_id = %changelog.third_party_id,
+                "changelog would apply (dry run)"
+            ),
+            Decision::Filtered(reason) => self.telemetry.filtered(changelog, *reason),
+            Decision::Rejected(err) => self.telemetry.rejected(changelog, err),
+        }
+    }
+
+    async fn handle_changelog(
+        &self,
+        changelog: &mut Changelog,
+        dry_run: bool,
+    ) -> Result<Decision, HandleError> {
+        let ctx = PreFilterContext::new(&self.metadata, &self.api, self.decoder.integration());
+        let pre = self
+            .filterer
+            .pre_filter(changelog, &ctx)
+            .instrument(tracing::info_span!("prefilter_third_party_changelog"))
+            .await;
+        match pre {
+            Ok(Some(reason)) => return Ok(Decision::Filtered(reason)),
+            Ok(None) => {}
+            Err(err) => return settle(HandleError::api("list_sync_metadata", err)),
+        }
+
+        let filter_span = tracing::info_span!("filter_third_party_changelog");
+        let looked_up = self
+            .look_up(changelog)
+            .instrument(filter_span.clone())
+            .await;
+        let (mut case, settings) = match looked_up {
+            Ok(Ok(found)) => found,
+            Ok(Err(reason)) => return Ok(Decision::Filtered(reason)),
+            Err(err) => return settle(err),
+        };
+
+        let mut attempt = 0;
+        loop {
+            let filtered =
+                filter_span.in_scope(|| self.filterer.filter(changelog, &case, &settings));
+            if let Some(reason) = filtered {
+                return Ok(Decision::Filtered(reason));
+            }
+            if dry_run {
+                return Ok(Decision::WouldApply);
+            }
+            let processed = self
+                .processor
+                .process(changelog, &case, &settings, &self.api)
+                .instrument(tracing::info_span!("process_changelog"))
+                .await;
+            match processed {
+                Ok(ProcessOutcome::Applied) => return Ok(Decision::Applied),
+                Ok(ProcessOutcome::Filtered(reason)) => return Ok(Decision::Filtered(reason)),
+                Err(CaseApiError::VersionMismatch { .. })
+                    if attempt < self.config.max_conflict_retries =>
+                {
+                    attempt += 1;
+                    tracing::info!(case_id = %case.id, attempt, "version conflict, re-reading case");
+                    let reread = self
+                        .api
+                        .get_case(changelog.org_id, &case.id)
+                        .instrument(filter_span.clone())
+                        .await;
+                    case = match reread {
+                        Ok(Some(case)) => case,
+                        Ok(None) => {
+                            return Ok(Decision::Filtered(FilterReason::NoCorrespondingCase));
+                        }
+                        Err(err) => return settle(HandleError::api("get_case", err)),
+                    };
+                }
+                Err(CaseApiError::VersionMismatch { .. }) => {
+                    return Ok(Decision::Filtered(FilterReason::CaseVersionMismatch));
+                }
+                Err(err) => return settle(HandleError::api("process_changelog", err)),
+            }
+        }
+    }
+
+    /// Finds the case and its project's settings, or the reason there are none.
+    async fn look_up(
+        &self,
+        changelog: &Changelog,
+    ) -> Result<Result<(Case, Arc<SyncSettings>), FilterReason>, HandleError> {
+        let lookup = match self.filterer.case_lookup(changelog) {
+            Ok(lookup) => lookup,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let Some(case) = self.find_case(changelog, &lookup).await? else {
+            return Ok(Err(FilterReason::NoCorrespondingCase));
+        };
+        let key = (
+            changelog.org_id,
+            case.project_id.clone(),
+            changelog.integration.clone(),
+        );
+        let settings = self
+            .settings
+            .get_or_try_load(&key, || async {
+                let found = self
+                    .api
+                    .get_project_settings(
+                        changelog.org_id,
+                        &case.project_id,
+                        &changelog.integration,
+                    )
+                    .await?;
+                Ok(found.map(Arc::new))
+            })
+            .await
+            .map_err(|e| HandleError::api("get_settings", e))?;
+        match settings {
+            Some(settings) => Ok(Ok((case, settings))),
+            None => Ok(Err(FilterReason::ProjectNotFound)),
+        }
+    }
+
+    async fn find_case(
+        &self,
+        changelog: &Changelog,
+        lookup: &CaseLookup,
+    ) -> Result<Option<Case>, HandleError> {
+        let org_id = changelog.org_id;
+        let by_reference = |reference: String| async move {
+            self.api
+                .find_case_by_external_reference(org_id, &changelog.integration, &reference)
+                .await
+                .map_err(|e| HandleError::api("get_case", e))
+        };
+        match lookup {
+            CaseLookup::ById {
+                case_id,
+                fallback_reference,
+            } => {
+                let found = self
+                    .api
+                    .get_case(org_id, case_id)
+                    .await
+                    .map_err(|e| HandleError::api("get_case", e))?;
+                // A case of another organization is no case of ours.
+                let found = found.filter(|c| c.org_id == org_id);
+                match (found, fallback_reference) {
+                    (Some(case), _) => Ok(Some(case)),
+                    (None, Some(reference)) => by_reference(reference.clone()).await,
+                    (None, None) => Ok(None),
+                }
+            }
+            CaseLookup::ByExternalReference(reference) => by_reference(reference.clone()).await,
+        }
+    }
+}
+
+/// Turns an error into a decision when it is not worth retrying.
+fn settle(err: HandleError) -> Result<Decision, HandleError> {
+    match err.class() {
+        ErrorClass::Retry => Err(err),
+        ErrorClass::Skip | ErrorClass::Discard => Ok(Decision::Rejected(err)),
+    }
+}
+
+/// The root span, named `handler_{flavor}` for the flavors we ship.
+fn handler_span(flavor: &str, position: Option<&MessagePosition>) -> tracing::Span {
+    let (topic, partition, offset) = position
+        .map(|p| (p.topic.as_str(), p.partition, p.offset))
+        .unwrap_or(("", -1, -1));
+    let _ = spans::HANDLER_PREFIX;
+    match flavor {
+        "jira" => tracing::info_span!("handler_jira", flavor, topic, partition, offset),
+        "servicenow" => tracing::info_span!("handler_servicenow", flavor, topic, partition, offset),
+        _ => {
+            tracing::info_span!("handler", otel.name = %format!("handler_{flavor}"), flavor, topic, partition, offset)
+        }
+    }
+}
+
+/// The time since `event` by `clock`, in milliseconds (never negative).
+pub fn latency_ms(clock: &dyn Clock, event: OffsetDateTime) -> f64 {
+    ((clock.now() - event).as_seconds_f64() * 1000.0).max(0.0)
+}

@@ -1,0 +1,184 @@
+//! Metric and span names (fixed by the seed) and the typed events that emit them.
+//!
+//! Every metric goes through the `metrics` facade; the runtime installs the DogStatsD and
+//! Prometheus exporters. Log lines never carry comment or description bodies.
+
+use metrics::{counter, histogram};
+
+use crate::changelog::Changelog;
+use crate::error::HandleError;
+use crate::filter_reason::FilterReason;
+
+/// Time from the third-party event to the end of processing, in milliseconds (distribution).
+pub const END_TO_END_LATENCY: &str = "case.case_third_party_reader.end_to_end_latency";
+/// Changelogs applied (count).
+pub const CHANGELOG_PROCESSED: &str = "dd.case_third_party_reader.changelog_processed";
+/// Messages that failed to decode (count; tags `flavor`, `error`).
+pub const DECODING_FAILED: &str = "dd.case_third_party_reader.decoding_failed";
+/// Retryable failures (count; tags `flavor`, `error`).
+pub const RETRIES: &str = "dd.case_third_party_reader.retries";
+/// Changelogs older than the field's watermark (count; tags `integration`, `org_id`).
+pub const OUT_OF_ORDER_EVENT: &str = "dd.case_third_party_reader.out_of_order_event";
+/// Valid messages discarded (count; tags `flavor`, `error`).
+pub const DISCARDED: &str = "dd.case_third_party_reader.discarded";
+/// Changelogs the API rejected as invalid (count; tags `flavor`, `changelog_type`, `error`).
+pub const CHANGELOG_REJECTED: &str = "dd.case_third_party_reader.changelog_rejected";
+/// Kafka-level decode errors (count; tags `flavor`, `error`).
+pub const KAFKA_DECODE_ERROR: &str = "dd.case.kafka_consumer.decode_error";
+/// Messages skipped by the operator skip list (count; tags `flavor`, `topic`, `partition`).
+pub const MESSAGE_SKIPPED: &str = "dd.case.kafka_consumer.message_skipped";
+
+/// The name of the filtered counter of a flavor: `dd.case_third_party_reader.{flavor}.filtered`.
+pub fn filtered_metric_name(flavor: &str) -> String {
+    format!("dd.case_third_party_reader.{flavor}.filtered")
+}
+
+/// Span names, in the seed's hierarchy.
+pub mod spans {
+    /// Root span prefix: the root is `handler_{flavor}`.
+    pub const HANDLER_PREFIX: &str = "handler_";
+    /// Decoding a message.
+    pub const DECODE_EVENT: &str = "decode_event";
+    /// The pre-filter.
+    pub const PREFILTER: &str = "prefilter_third_party_changelog";
+    /// Look-ups and the filter.
+    pub const FILTER: &str = "filter_third_party_changelog";
+    /// Case look-up (under the filter span).
+    pub const GET_CASE: &str = "get_case";
+    /// Settings look-up (under the filter span).
+    pub const GET_SETTINGS: &str = "get_settings";
+    /// Processing.
+    pub const PROCESS: &str = "process_changelog";
+    /// A case write (under the process span).
+    pub const UPDATE_CASE: &str = "update_case";
+    /// A comment write (under the process span).
+    pub const CREATE_TIMELINE_CELL: &str = "create_timeline_cell";
+}
+
+/// Emits the pipeline's metrics for one flavor.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    flavor: String,
+    filtered_name: String,
+}
+
+impl Telemetry {
+    /// Telemetry for `flavor`.
+    pub fn new(flavor: &str) -> Self {
+        Self {
+            flavor: flavor.to_owned(),
+            filtered_name: filtered_metric_name(flavor),
+        }
+    }
+
+    /// The flavor.
+    pub fn flavor(&self) -> &str {
+        &self.flavor
+    }
+
+    /// A changelog was applied `latency_ms` after its source event.
+    pub fn processed(&self, changelog: &Changelog, latency_ms: f64) {
+        let org_id = changelog.org_id.to_string();
+        let changelog_type = changelog.changelog_type.metric_tag();
+        counter!(CHANGELOG_PROCESSED,
+            "org_id" => org_id.clone(), "flavor" => self.flavor.clone(), "changelog_type" => changelog_type)
+        .increment(1);
+        histogram!(END_TO_END_LATENCY,
+            "org_id" => org_id,
+            "changelog_type" => changelog_type,
+            "flavor" => self.flavor.clone(),
+            "jira_account_id" => changelog.metadata_value("account_id").unwrap_or("").to_owned(),
+            "jira_project_id" => changelog.metadata_value("project_id").unwrap_or("").to_owned())
+        .record(latency_ms);
+        tracing::info!(
+            org_id = changelog.org_id,
+            changelog_type = %changelog.changelog_type,
+            third_party_id = %changelog.third_party_id,
+            evt_timestamp = %changelog.event_timestamp,
+            latency_ms,
+            "changelog processed"
+        );
+    }
+
+    /// A changelog was dropped for `reason`.
+    pub fn filtered(&self, changelog: &Changelog, reason: FilterReason) {
+        let org_id = changelog.org_id.to_string();
+        counter!(self.filtered_name.clone(),
+            "org_id" => org_id.clone(),
+            "flavor" => self.flavor.clone(),
+            "changelog_type" => changelog.changelog_type.metric_tag(),
+            "reason" => reason.as_str())
+        .increment(1);
+        if reason == FilterReason::OutOfOrderEvent {
+            counter!(OUT_OF_ORDER_EVENT,
+                "integration" => changelog.integration.clone(), "org_id" => org_id)
+            .increment(1);
+        }
+        tracing::info!(
+            org_id = changelog.org_id,
+            changelog_type = %changelog.changelog_type,
+            third_party_id = %changelog.third_party_id,
+            evt_timestamp = %changelog.event_timestamp,
+            author = changelog.author.as_ref().and_then(|a| a.id.as_deref()).unwrap_or(""),
+            is_from_datadog = reason == FilterReason::BreakSynchronizationCycle,
+            reason = reason.as_str(),
+            "changelog filtered"
+        );
+    }
+
+    /// A changelog was rejected by a skip-class API error.
+    pub fn rejected(&self, changelog: &Changelog, error: &HandleError) {
+        counter!(CHANGELOG_REJECTED,
+            "flavor" => self.flavor.clone(),
+            "changelog_type" => changelog.changelog_type.metric_tag(),
+            "error" => error.kind())
+        .increment(1);
+        tracing::warn!(
+            org_id = changelog.org_id,
+            changelog_type = %changelog.changelog_type,
+            third_party_id = %changelog.third_party_id,
+            error = %error,
+            "changelog rejected"
+        );
+    }
+
+    /// A message could not be decoded (skip class) or was discarded (discard class).
+    pub fn decode_failed(&self, error: &HandleError) {
+        match error.class() {
+            crate::ErrorClass::Discard => {
+                counter!(DISCARDED, "flavor" => self.flavor.clone(), "error" => error.kind())
+                    .increment(1);
+                tracing::error!(error = %error, class = "discard", "message discarded");
+            }
+            _ => {
+                counter!(DECODING_FAILED, "flavor" => self.flavor.clone(), "error" => error.kind())
+                    .increment(1);
+                counter!(KAFKA_DECODE_ERROR, "flavor" => self.flavor.clone(), "error" => error.kind())
+                    .increment(1);
+                tracing::warn!(error = %error, class = "skip", "message undecodable");
+            }
+        }
+    }
+
+    /// A retryable error happened (the runtime backs off and tries again).
+    pub fn retry(&self, error: &HandleError) {
+        counter!(RETRIES, "flavor" => self.flavor.clone(), "error" => error.kind()).increment(1);
+        tracing::warn!(error = %error, class = "retry", "retryable error");
+    }
+
+    /// A message was skipped by the operator skip list.
+    pub fn message_skipped(&self, position: &crate::MessagePosition) {
+        counter!(MESSAGE_SKIPPED,
+            "flavor" => self.flavor.clone(),
+            "topic" => position.topic.clone(),
+            "partition" => position.partition.to_string())
+        .increment(1);
+        tracing::warn!(
+            topic = %position.topic,
+            partition = position.partition,
+            offset = position.offset,
+            reason = FilterReason::SkippedByOperator.as_str(),
+            "message skipped by operator"
+        );
+    }
+}

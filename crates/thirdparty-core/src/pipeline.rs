@@ -226,11 +226,11 @@ impl Pipeline {
     ) -> Result<MessageOutcome, HandleError> {
         let span = handler_span(&self.config.flavor, payload.position.as_ref());
         async {
-            if let Some(position) = &payload.position {
-                if self.skip_list.contains(position) {
-                    self.telemetry.message_skipped(position);
-                    return Ok(MessageOutcome::Skipped);
-                }
+            if let Some(position) = &payload.position
+                && self.skip_list.contains(position)
+            {
+                self.telemetry.message_skipped(position);
+                return Ok(MessageOutcome::Skipped);
             }
             let decoded = tracing::info_span!("decode_event")
                 .in_scope(|| self.decoder.decode(&payload.value));

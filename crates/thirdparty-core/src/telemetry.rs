@@ -166,8 +166,14 @@ impl Telemetry {
         tracing::warn!(error = %error, class = "retry", "retryable error");
     }
 
-    /// A message was skipped by the operator skip list.
+    /// A message was skipped by the operator skip list: counted in `message_skipped` and as
+    /// filtered with reason `skipped_by_operator` (its changelogs were never decoded).
     pub fn message_skipped(&self, position: &crate::MessagePosition) {
+        counter!(self.filtered_name.clone(),
+            "flavor" => self.flavor.clone(),
+            "changelog_type" => "unknown",
+            "reason" => FilterReason::SkippedByOperator.as_str())
+        .increment(1);
         counter!(MESSAGE_SKIPPED,
             "flavor" => self.flavor.clone(),
             "topic" => position.topic.clone(),

@@ -62,7 +62,7 @@ struct State {
     metadata: Vec<SyncMetadata>,
     users: Vec<UserRecord>,
     calls: CallCounts,
-    faults: VecDeque<CaseApiError>,
+    faults: VecDeque<Option<CaseApiError>>,
     conflicts_before_update: u32,
     next_comment: u64,
 }
@@ -158,7 +158,15 @@ impl InMemoryCaseApi {
 
     /// Makes the next calls (any method) fail with these errors, in order.
     pub fn fail_next(&self, errors: impl IntoIterator<Item = CaseApiError>) {
-        self.lock().faults.extend(errors);
+        self.pass_then_fail(0, errors);
+    }
+
+    /// Lets the next `pass` calls through, then fails the following ones with these errors.
+    pub fn pass_then_fail(&self, pass: usize, errors: impl IntoIterator<Item = CaseApiError>) {
+        let mut s = self.lock();
+        s.faults.clear();
+        s.faults.extend(std::iter::repeat_n(None, pass));
+        s.faults.extend(errors.into_iter().map(Some));
     }
 
     /// Makes the next `n` updates find the case changed by someone else (its version bumped just
@@ -174,8 +182,8 @@ impl InMemoryCaseApi {
         let mut s = self.lock();
         count(&mut s.calls);
         match s.faults.pop_front() {
-            Some(err) => Err(err),
-            None => Ok(s),
+            Some(Some(err)) => Err(err),
+            Some(None) | None => Ok(s),
         }
     }
 }
@@ -240,8 +248,7 @@ impl CaseApi for InMemoryCaseApi {
 
     async fn add_comment(&self, comment: &NewComment) -> Result<CommentOutcome, CaseApiError> {
         let mut s = self.begin(|c| c.add_comment += 1)?;
-        if s
-            .cases
+        if s.cases
             .get(&comment.case_id)
             .is_none_or(|c| c.org_id != comment.org_id)
         {

@@ -1,1 +1,25 @@
-//! The jira integration.
+//! The Jira integration: turns Jira Cloud and Jira Server webhooks into case changes.
+//!
+//! - [`JiraDecoder`]: the Jira message envelope (SPEC section 3) to normalized
+//!   [`Changelog`](thirdparty_core::Changelog)s, one per changelog item or comment;
+//!
+//! Wire these into a [`thirdparty_core::Pipeline`]; the crate does no I/O of its own.
+
+#![warn(missing_docs)]
+
+pub mod decoder;
+
+mod dates;
+mod json;
+
+pub use decoder::{DEFAULT_MAX_PAYLOAD_BYTES, JiraDecoder};
+
+/// The integration name: `Changelog::integration`, settings and metadata lookups, the flavor.
+pub const INTEGRATION: &str = "jira";
+
+/// Changelog metadata key of the Jira site (the envelope's `jiraAccountId`).
+pub const META_ACCOUNT_ID: &str = "account_id";
+/// Changelog metadata key of the Jira project id (`issue.fields.project.id`).
+pub const META_PROJECT_ID: &str = "project_id";
+/// Changelog metadata key of the Jira issue type id (`issue.fields.issuetype.id`).
+pub const META_ISSUE_TYPE_ID: &str = "issue_type_id";

@@ -2,17 +2,27 @@
 //!
 //! - [`JiraDecoder`]: the Jira message envelope (SPEC section 3) to normalized
 //!   [`Changelog`](thirdparty_core::Changelog)s, one per changelog item or comment;
+//! - [`JiraFilterer`]: the pre-filter (sync cycles, the organization's `(account, project,
+//!   issue type)` sync metadata, custom fields) and the filter (sync switches, value mappings,
+//!   state conflicts, time windows, no-op changes);
+//! - [`JiraProcessor`]: applies what passed through the
+//!   [`CaseApi`](thirdparty_core::CaseApi) (versioned field writes, assignee resolution, due
+//!   dates, idempotent comments).
 //!
 //! Wire these into a [`thirdparty_core::Pipeline`]; the crate does no I/O of its own.
 
 #![warn(missing_docs)]
 
 pub mod decoder;
+pub mod filterer;
+pub mod processor;
 
 mod dates;
 mod json;
 
 pub use decoder::{DEFAULT_MAX_PAYLOAD_BYTES, JiraDecoder};
+pub use filterer::JiraFilterer;
+pub use processor::JiraProcessor;
 
 /// The integration name: `Changelog::integration`, settings and metadata lookups, the flavor.
 pub const INTEGRATION: &str = "jira";

@@ -1,0 +1,428 @@
+//! End to end on the embedded Kafka (librdkafka's mock cluster over loopback TCP) and the
+//! sandbox Case API over gRPC: the real `jira-reader` binary consumes, decides and applies.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
+use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use reader_runtime::testkit::{
+    EmbeddedKafka, ReaderProcess, free_port, group_progress, metric_sum, produce, producer,
+    wait_caught_up,
+};
+use serde_json::{Value, json};
+use thirdparty_core::CaseApi;
+
+const TOPIC: &str = "collaboration_integrations_jira";
+const GROUP: &str = "case-management";
+const CASE_10002: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a01";
+const PRIYA: &str = "712020:0a1b2c3d-priya";
+
+/// A `jira:issue_updated` message for issue `issue_id` of PROJ in the demo seed.
+fn issue_updated(issue_id: &str, ts_ms: i64, items: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
+        "receivedAt": "2024-06-01T10:00:00Z",
+        "webhook": {
+            "timestamp": ts_ms, "webhookEvent": "jira:issue_updated",
+            "user": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
+            "issue": {"id": issue_id, "key": format!("PROJ-{issue_id}"), "fields": {
+                "project": {"id": "10000", "key": "PROJ"}, "issuetype": {"id": "10001", "name": "Bug"}}},
+            "changelog": {"id": format!("{ts_ms}"), "items": items}
+        }
+    }))
+    .unwrap()
+}
+
+fn comment_created(issue_id: &str, comment_id: &str, ts_ms: i64, body: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
+        "receivedAt": "2024-06-01T10:00:00Z",
+        "webhook": {
+            "timestamp": ts_ms, "webhookEvent": "comment_created",
+            "comment": {"id": comment_id, "body": body,
+                "author": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
+                "created": "2024-06-01T10:00:00.000+0000"},
+            "issue": {"id": issue_id, "key": format!("PROJ-{issue_id}"), "fields": {
+                "project": {"id": "10000"}, "issuetype": {"id": "10001"}}}
+        }
+    }))
+    .unwrap()
+}
+
+fn item(
+    field: &str,
+    from: Option<&str>,
+    from_s: Option<&str>,
+    to: Option<&str>,
+    to_s: Option<&str>,
+) -> Value {
+    json!({"field": field, "fieldtype": "jira", "fieldId": field,
+           "from": from, "fromString": from_s, "to": to, "toString": to_s})
+}
+
+struct Env {
+    kafka: EmbeddedKafka,
+    sandbox: SandboxServer,
+    dir: PathBuf,
+}
+
+impl Env {
+    async fn start(partitions: i32) -> Env {
+        let kafka = EmbeddedKafka::start(&[(TOPIC, partitions)]).unwrap();
+        let seed = Seed::from_json(DEMO_SEED_JSON).unwrap();
+        let sandbox = SandboxServer::bind(
+            SandboxConfig {
+                seed: Some(seed),
+                ..Default::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("jira-e2e-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Env {
+            kafka,
+            sandbox,
+            dir,
+        }
+    }
+
+    /// Writes a reader config and returns its path and health address.
+    fn config(&self, name: &str, retries: u32, skip: &[&str]) -> (PathBuf, std::net::SocketAddr) {
+        let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let skip: Vec<String> = skip.iter().map(|s| format!("{s:?}")).collect();
+        let text = format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+auto_offset_reset = "earliest"
+auto_commit_interval_ms = 100
+drain_timeout_ms = 5000
+[kafka.properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+[case_api]
+endpoint = "{endpoint}"
+timeout_ms = 1000
+[retry]
+max_retries = {retries}
+initial_backoff_ms = 20
+max_backoff_ms = 100
+[health]
+listen = "{health}"
+[skip]
+messages = [{skip}]
+"#,
+            brokers = self.kafka.bootstrap(),
+            endpoint = self.sandbox.endpoint(),
+            skip = skip.join(", "),
+        );
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        (path, health)
+    }
+
+    async fn reader(&self, name: &str, retries: u32, skip: &[&str]) -> (ReaderProcess, PathBuf) {
+        let (config, health) = self.config(name, retries, skip);
+        let log = self.dir.join(format!("{name}.log"));
+        let mut reader = ReaderProcess::spawn(
+            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
+            &config,
+            health,
+            &log,
+        )
+        .unwrap();
+        reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+        (reader, config)
+    }
+
+    async fn api(&self) -> GrpcCaseApi {
+        GrpcCaseApi::connect(&GrpcCaseApiConfig::new(self.sandbox.endpoint()))
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_filters_and_acks_undecodable_messages() {
+    let env = Env::start(2).await;
+    let (reader, _) = env.reader("main", 3, &[]).await;
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
+    let messages = [
+        issue_updated(
+            "10002",
+            t0,
+            json!([item(
+                "status",
+                Some("10000"),
+                Some("To Do"),
+                Some("3"),
+                Some("In Progress")
+            )]),
+        ),
+        issue_updated(
+            "10002",
+            t0 + 1,
+            json!([item(
+                "summary",
+                None,
+                Some("old"),
+                None,
+                Some("Checkout p99 above SLO")
+            )]),
+        ),
+        issue_updated(
+            "10002",
+            t0 + 2,
+            json!([item(
+                "priority",
+                Some("4"),
+                Some("Low"),
+                Some("1"),
+                Some("Highest")
+            )]),
+        ),
+        comment_created("10002", "20001", t0 + 3, "Rolled back the cache config."),
+        b"{\"orgId\": 123456, \"webhook\": ".to_vec(),
+        issue_updated(
+            "99999",
+            t0 + 4,
+            json!([item("summary", None, None, None, Some("x"))]),
+        ),
+    ];
+    for m in &messages {
+        produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
+    }
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+
+    let api = env.api().await;
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(case.status, "IN_PROGRESS");
+    assert_eq!(case.title, "Checkout p99 above SLO");
+    assert_eq!(
+        case.priority.as_deref(),
+        Some("P2"),
+        "priority from P4 conflicts with P2"
+    );
+    assert_eq!(case.version, 3, "two writes on version 1");
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0].body, "Rolled back the cache config.");
+
+    let metrics = reader.metrics().await.unwrap();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_changelog_processed",
+            &[]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_jira_filtered",
+            &[("reason", "state_conflict")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_jira_filtered",
+            &[("reason", "no_corresponding_case")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_third_party_reader_decoding_failed", &[]),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_kafka_consumer_decode_error", &[]),
+        1.0
+    );
+
+    assert_eq!(
+        reader.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restart_applies_once() {
+    let env = Env::start(1).await;
+    env.sandbox
+        .faults()
+        .inject("UpdateCase", tonic::Code::Unavailable, 1_000, "down");
+    let (reader, config) = env.reader("crash", 2, &[]).await;
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000;
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &comment_created("10002", "30001", t0, "before the outage"),
+    )
+    .await
+    .unwrap();
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &issue_updated(
+            "10002",
+            t0 + 1,
+            json!([item(
+                "status",
+                Some("10000"),
+                Some("To Do"),
+                Some("3"),
+                Some("In Progress")
+            )]),
+        ),
+    )
+    .await
+    .unwrap();
+    let code = reader.wait_exit(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(code, Some(3), "crash-on-retry exit code");
+    // Only the comment's offset (0) was stored: the committed position is 1, not 2.
+    let progress = group_progress(&env.kafka.bootstrap(), GROUP, TOPIC)
+        .await
+        .unwrap();
+    assert_eq!(progress[&0], (1, 2), "{progress:?}");
+
+    env.sandbox.faults().clear();
+    let log = env.dir.join("restart.log");
+    let health: std::net::SocketAddr = {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let line = text.lines().find(|l| l.starts_with("listen")).unwrap();
+        line.split('"').nth(1).unwrap().parse().unwrap()
+    };
+    let mut again = ReaderProcess::spawn(
+        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
+        &config,
+        health,
+        &log,
+    )
+    .unwrap();
+    again.wait_ready(Duration::from_secs(30)).await.unwrap();
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let api = env.api().await;
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!((case.status.as_str(), case.version), ("IN_PROGRESS", 2));
+    assert_eq!(
+        api.list_comments(123456, CASE_10002).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        again.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_it() {
+    let env = Env::start(2).await;
+    env.sandbox
+        .faults()
+        .inject("UpdateCase", tonic::Code::Unavailable, 100_000, "poison");
+    let (reader, config) = env.reader("poison", 100_000, &[]).await;
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000;
+    let (_, poison_offset) = produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &issue_updated(
+            "10002",
+            t0,
+            json!([item("summary", None, None, None, Some("poison"))]),
+        ),
+    )
+    .await
+    .unwrap();
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &comment_created("10002", "40001", t0 + 1, "after the poison"),
+    )
+    .await
+    .unwrap();
+    produce(
+        &p,
+        TOPIC,
+        Some(1),
+        "k",
+        &comment_created("10002", "40002", t0 + 2, "other partition"),
+    )
+    .await
+    .unwrap();
+
+    let api = env.api().await;
+    // The other partition is not blocked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+        if comments.iter().any(|c| c.body == "other partition") {
+            assert!(
+                !comments.iter().any(|c| c.body == "after the poison"),
+                "partition 0 went past the poison"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "partition 1 stalled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The operator names the message; the running reader picks it up without a restart.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "messages = []",
+        &format!("messages = [\"{TOPIC}:0:{poison_offset}\"]"),
+    );
+    std::fs::write(&config, text).unwrap();
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    assert!(comments.iter().any(|c| c.body == "after the poison"));
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_ne!(case.title, "poison");
+    let metrics = reader.metrics().await.unwrap();
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_kafka_consumer_message_skipped", &[]),
+        1.0
+    );
+    assert!(metric_sum(&metrics, "dd_case_third_party_reader_retries", &[]) >= 1.0);
+    assert_eq!(
+        reader.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+}

@@ -1,0 +1,412 @@
+//! The command line every flavor binary shares: `run`, `decode`, `explain`, `validate-config`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
+use clap::{Args, Parser, Subcommand};
+use rdkafka::mocking::MockCluster;
+use thirdparty_core::{Decision, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::flavor::{Flavor, Stages};
+use crate::health::{self, Health};
+use crate::kafka::{Reader, StopReason};
+use crate::telemetry;
+
+/// A third-party reader.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Config file (TOML); `CTPR_*` environment variables override it.
+    #[arg(long, global = true, env = "CTPR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume, decide and apply (the default).
+    Run(RunArgs),
+    /// Decode one message value (file or stdin) and print each changelog as a JSON line.
+    Decode {
+        /// File holding the message value; stdin when absent.
+        file: Option<PathBuf>,
+    },
+    /// Decode, pre-filter, look up and filter one message against the Case API; print each
+    /// changelog's decision. Writes nothing.
+    Explain {
+        /// File holding the message value; stdin when absent.
+        file: Option<PathBuf>,
+    },
+    /// Load and check a config file; print `ok` or what is wrong.
+    ValidateConfig {
+        /// The file to check (defaults to --config).
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+struct RunArgs {
+    /// Decide and log, never write.
+    #[arg(long)]
+    dry_run: bool,
+    /// `embedded` starts librdkafka's mock cluster in-process; anything else is a broker list.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Partitions of the topic created in the embedded cluster.
+    #[arg(long, default_value_t = 4)]
+    embedded_partitions: i32,
+}
+
+/// Runs a flavor's command line; returns the process exit code.
+pub fn main<F: Flavor>() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => run::<F>(cli.config.as_deref(), RunArgs::default()).await,
+            Some(Command::Run(args)) => run::<F>(cli.config.as_deref(), args).await,
+            Some(Command::Decode { file }) => decode::<F>(cli.config.as_deref(), file.as_deref()),
+            Some(Command::Explain { file }) => {
+                explain::<F>(cli.config.as_deref(), file.as_deref()).await
+            }
+            Some(Command::ValidateConfig { file }) => {
+                validate::<F>(file.as_deref().or(cli.config.as_deref()))
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load<F: Flavor>(path: Option<&Path>) -> Result<Config<F::Settings>> {
+    Ok(Config::load(path, std::env::vars())?)
+}
+
+fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
+    match file {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display())),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading stdin")?;
+            Ok(buf)
+        }
+    }
+}
+
+fn validate<F: Flavor>(path: Option<&Path>) -> Result<ExitCode> {
+    match load::<F>(path) {
+        Ok(_) => {
+            println!("ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            println!("{err:#}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn decode<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Result<ExitCode> {
+    let config = load::<F>(config)?;
+    let stages = F::stages(&config.integration);
+    let input = read_input(file)?;
+    match stages.decoder.decode(&input) {
+        Ok(changelogs) => {
+            let mut out = std::io::stdout().lock();
+            for changelog in changelogs {
+                serde_json::to_writer(&mut out, &changelog)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Builds the Case API client from the config.
+pub fn case_api_client(config: &crate::config::CaseApiConfig) -> Result<GrpcCaseApi> {
+    let mut client = GrpcCaseApiConfig::new(config.endpoint.clone())
+        .with_timeout(Duration::from_millis(config.timeout_ms))
+        .with_connect_timeout(Duration::from_millis(config.connect_timeout_ms));
+    if config.tls_ca_file.is_some() || config.endpoint.starts_with("https://") {
+        let ca_cert_pem = match &config.tls_ca_file {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+            }
+            None => None,
+        };
+        client = client.with_tls(TlsConfig {
+            ca_cert_pem,
+            domain_name: config.tls_domain.clone(),
+        });
+    }
+    if let Some(path) = &config.token_file {
+        let token =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        client = client.with_bearer_token(token.trim().to_owned());
+    }
+    GrpcCaseApi::new(&client).context("configuring the case api client")
+}
+
+fn pipeline<F: Flavor>(
+    config: &Config<F::Settings>,
+    api: Arc<GrpcCaseApi>,
+    skip_list: Arc<SkipList>,
+) -> Pipeline {
+    let Stages {
+        decoder,
+        filterer,
+        processor,
+    } = F::stages(&config.integration);
+    let p = &config.pipeline;
+    Pipeline::builder(decoder, filterer, processor, api)
+        .skip_list(skip_list)
+        .config(PipelineConfig {
+            flavor: F::NAME.into(),
+            max_conflict_retries: p.max_conflict_retries,
+            dry_run: p.dry_run,
+            cache_ttl: time::Duration::seconds(p.cache_ttl_s.try_into().unwrap_or(i64::MAX)),
+            cache_capacity: p.cache_capacity,
+        })
+        .build()
+}
+
+async fn explain<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Result<ExitCode> {
+    let config = load::<F>(config)?;
+    let input = read_input(file)?;
+    let api = Arc::new(case_api_client(&config.case_api)?);
+    let pipeline = pipeline::<F>(&config, api, Arc::default());
+    let outcome = pipeline
+        .explain(&Payload::new(input))
+        .await
+        .context("the case api failed (retryable); nothing was decided")?;
+    let mut out = std::io::stdout().lock();
+    let reports = match outcome {
+        MessageOutcome::Handled(reports) => reports,
+        MessageOutcome::Undecodable(err) => {
+            let line = serde_json::json!({
+                "decision": err.class().as_str(), "error": err.to_string(),
+            });
+            writeln!(out, "{line}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+        MessageOutcome::Skipped => return Ok(ExitCode::SUCCESS),
+    };
+    for report in reports {
+        let (decision, reason, detail) = match &report.decision {
+            Decision::Applied => ("applied", None, None),
+            Decision::WouldApply => ("would_apply", None, None),
+            Decision::Filtered(r) => (
+                "filtered",
+                Some(r.as_str()),
+                Some(r.description().to_owned()),
+            ),
+            Decision::Rejected(e) => ("rejected", None, Some(e.to_string())),
+        };
+        let line = serde_json::json!({
+            "changelog": report.changelog, "decision": decision, "reason": reason, "detail": detail,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<ExitCode> {
+    telemetry::init_logging();
+    let mut config = load::<F>(config_path)?;
+    if args.dry_run {
+        config.pipeline.dry_run = true;
+    }
+    let topic = if config.kafka.topic.is_empty() {
+        F::DEFAULT_TOPIC.to_owned()
+    } else {
+        config.kafka.topic.clone()
+    };
+    // Kept alive for the whole run: the embedded cluster lives in this process.
+    let _embedded = match args.kafka.as_deref() {
+        Some("embedded") => {
+            let cluster = MockCluster::new(1).context("starting the embedded kafka")?;
+            cluster
+                .create_topic(&topic, args.embedded_partitions, 1)
+                .context("creating the topic in the embedded kafka")?;
+            config.kafka.brokers = cluster.bootstrap_servers();
+            tracing::info!(bootstrap = %config.kafka.brokers, %topic, "embedded kafka started");
+            Some(cluster)
+        }
+        Some(brokers) => {
+            config.kafka.brokers = brokers.to_owned();
+            None
+        }
+        None => None,
+    };
+
+    let metrics_render = telemetry::install_metrics(&config.statsd)?;
+    let health = Arc::new(Health::new(Duration::from_secs(
+        config.health.stall_timeout_s,
+    )));
+    let listener = health::bind(config.health.listen)
+        .await
+        .with_context(|| format!("binding the health server on {}", config.health.listen))?;
+    let stop = CancellationToken::new();
+    let health_server = tokio::spawn(health::serve(
+        listener,
+        health.clone(),
+        metrics_render,
+        stop.clone(),
+    ));
+
+    let api = Arc::new(case_api_client(&config.case_api)?);
+    tokio::spawn(watch_case_api(api.clone(), health.clone(), stop.clone()));
+
+    let skip_list = Arc::new(SkipList::new(config.skip.entries()?));
+    if let Some(path) = config_path {
+        tokio::spawn(reload_skip_list::<F>(
+            path.to_owned(),
+            skip_list.clone(),
+            stop.clone(),
+        ));
+    }
+    let pipeline = Arc::new(pipeline::<F>(&config, api, skip_list));
+    tracing::info!(
+        flavor = F::NAME, %topic, brokers = %config.kafka.brokers,
+        dry_run = config.pipeline.dry_run, "reader starting"
+    );
+    let reader = Reader::start(
+        &config.kafka,
+        &topic,
+        pipeline,
+        config.retry.clone(),
+        health,
+    )?;
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        signals.cancel();
+    });
+    let reason = reader.run(stop.clone()).await;
+    stop.cancel();
+    let _ = health_server.await;
+    match reason {
+        StopReason::Requested => {
+            tracing::info!("reader stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        StopReason::RetriesExhausted(why) => {
+            tracing::error!(reason = %why, "exiting after exhausted retries; the offset was not stored");
+            Ok(ExitCode::from(3))
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Checks the Case API's gRPC health every 5 s for `/ready`.
+async fn watch_case_api(api: Arc<GrpcCaseApi>, health: Arc<Health>, stop: CancellationToken) {
+    loop {
+        let serving = api.health_check().await.is_ok();
+        health.case_api(serving);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(if serving { 5 } else { 1 })) => {}
+        }
+    }
+}
+
+/// Reloads the skip list when the config file changes (checked every second) or on SIGHUP.
+async fn reload_skip_list<F: Flavor>(
+    path: PathBuf,
+    skip_list: Arc<SkipList>,
+    stop: CancellationToken,
+) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen: Option<SystemTime> = modified(&path);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = {
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = hup_recv => true,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            }
+        };
+        #[cfg(not(unix))]
+        let forced = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+        };
+        let now = modified(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match load::<F>(Some(&path)).and_then(|c| Ok(c.skip.entries()?)) {
+            Ok(entries) => {
+                let count = entries.len();
+                skip_list.replace(entries);
+                tracing::info!(entries = count, "skip list reloaded");
+            }
+            Err(err) => {
+                metrics::counter!("dd.case_third_party_reader.config_reload_failed", "flavor" => F::NAME)
+                    .increment(1);
+                tracing::error!(error = %format!("{err:#}"), "config reload failed; keeping the previous skip list");
+            }
+        }
+    }
+}

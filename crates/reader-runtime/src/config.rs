@@ -1,0 +1,476 @@
+//! The reader's configuration: a TOML file plus `CTPR_`-prefixed environment overrides, with
+//! unknown fields rejected and every error naming the field.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use thirdparty_core::{SkipEntry, SkipList};
+use thiserror::Error;
+
+/// Prefix of environment overrides: `CTPR_KAFKA__BROKERS=host:9092` sets `kafka.brokers`.
+pub const ENV_PREFIX: &str = "CTPR_";
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or does not match the schema (unknown or mistyped field).
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// An environment override is malformed.
+    #[error("invalid environment override `{name}`: {reason}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A field has a value that cannot work.
+    #[error("invalid config field `{field}`: {reason}")]
+    Invalid {
+        /// The field, as a dotted path.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration of one flavor's reader; `I` is the flavor's own `[integration]`
+/// section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config<I> {
+    /// Kafka consumer settings.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// The Case Management API.
+    #[serde(default)]
+    pub case_api: CaseApiConfig,
+    /// Pipeline behaviour (dry run, caches, conflict retries).
+    #[serde(default)]
+    pub pipeline: PipelineSection,
+    /// Backoff for retryable errors; after the last try the process exits non-zero.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Health, readiness and Prometheus metrics endpoint.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// DogStatsD export.
+    #[serde(default)]
+    pub statsd: StatsdConfig,
+    /// Operator skip list: messages to acknowledge without handling.
+    #[serde(default)]
+    pub skip: SkipConfig,
+    /// The flavor's own settings.
+    #[serde(default)]
+    pub integration: I,
+}
+
+/// Kafka consumer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,host:port`).
+    pub brokers: String,
+    /// The topic to consume; empty means the flavor's default topic.
+    pub topic: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Where a group without committed offsets starts: `latest` or `earliest`.
+    pub auto_offset_reset: String,
+    /// Interval of the automatic commit of stored offsets, in milliseconds.
+    pub auto_commit_interval_ms: u64,
+    /// Longest wait for a partition's in-flight event when partitions are revoked or the reader
+    /// shuts down, in milliseconds.
+    pub drain_timeout_ms: u64,
+    /// Extra librdkafka properties, applied before the safety-critical ones (which win).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic: String::new(),
+            group_id: "case-management".into(),
+            auto_offset_reset: "latest".into(),
+            auto_commit_interval_ms: 5_000,
+            drain_timeout_ms: 10_000,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// The Case Management API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaseApiConfig {
+    /// Endpoint URL (`http://` or `https://`).
+    pub endpoint: String,
+    /// Per-call deadline, in milliseconds.
+    pub timeout_ms: u64,
+    /// Connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// PEM file of the CA that signs the server's certificate (enables TLS).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Server name to verify in the certificate (defaults to the endpoint's host).
+    pub tls_domain: Option<String>,
+    /// File holding the bearer token sent with every call.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for CaseApiConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "http://127.0.0.1:50051".into(),
+            timeout_ms: 2_000,
+            connect_timeout_ms: 2_000,
+            tls_ca_file: None,
+            tls_domain: None,
+            token_file: None,
+        }
+    }
+}
+
+/// Pipeline behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Decide and log, never write.
+    pub dry_run: bool,
+    /// Freshness of cached settings and sync metadata, in seconds.
+    pub cache_ttl_s: u64,
+    /// Entries per cache.
+    pub cache_capacity: usize,
+    /// Re-reads of a case after a version conflict before giving up on the changelog.
+    pub max_conflict_retries: u32,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            cache_ttl_s: 300,
+            cache_capacity: 10_000,
+            max_conflict_retries: 3,
+        }
+    }
+}
+
+/// Exponential backoff with jitter for retryable errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Tries after the first before the process exits non-zero.
+    pub max_retries: u32,
+    /// First backoff, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 8,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+/// Health, readiness and Prometheus metrics endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Address of `/live`, `/ready` and `/metrics`.
+    pub listen: SocketAddr,
+    /// `/live` fails when one event has been in handling longer than this, in seconds.
+    pub stall_timeout_s: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            stall_timeout_s: 300,
+        }
+    }
+}
+
+/// DogStatsD export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsdConfig {
+    /// Send metrics to the agent (off: Prometheus only).
+    pub enabled: bool,
+    /// Agent host.
+    pub host: String,
+    /// Agent port.
+    pub port: u16,
+}
+
+impl Default for StatsdConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: 8125,
+        }
+    }
+}
+
+/// Operator skip list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SkipConfig {
+    /// `topic:partition:offset` (or `partition:offset`) of messages to acknowledge unhandled.
+    /// Reloaded from the file on change or SIGHUP, without a restart.
+    pub messages: Vec<String>,
+}
+
+impl SkipConfig {
+    /// The parsed entries.
+    pub fn entries(&self) -> Result<Vec<SkipEntry>, ConfigError> {
+        SkipList::parse_entries(self.messages.iter().map(String::as_str))
+            .map_err(|e| invalid("skip.messages", e.to_string()))
+    }
+}
+
+impl<I: DeserializeOwned + Default> Config<I> {
+    /// Loads a file (or the defaults when `path` is `None`), applies environment overrides from
+    /// `env`, and validates the result.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, env)
+    }
+
+    /// Parses TOML text, applies overrides, validates.
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_override(&mut doc, &name, path, &value)?;
+        }
+        let config: Self = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl<I> Config<I> {
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must not be empty"));
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if !matches!(k.auto_offset_reset.as_str(), "latest" | "earliest") {
+            return Err(invalid(
+                "kafka.auto_offset_reset",
+                "must be `latest` or `earliest`",
+            ));
+        }
+        if k.auto_commit_interval_ms == 0 {
+            return Err(invalid("kafka.auto_commit_interval_ms", "must be positive"));
+        }
+        for key in k.properties.keys() {
+            if crate::kafka::SAFETY_KEYS.contains(&key.as_str()) {
+                return Err(invalid(
+                    &format!("kafka.properties.{key}"),
+                    "is set by the reader for at-least-once delivery and cannot be overridden",
+                ));
+            }
+        }
+        let endpoint = &self.case_api.endpoint;
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(invalid(
+                "case_api.endpoint",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.case_api.timeout_ms == 0 {
+            return Err(invalid("case_api.timeout_ms", "must be positive"));
+        }
+        if self.pipeline.cache_ttl_s == 0 {
+            return Err(invalid("pipeline.cache_ttl_s", "must be positive"));
+        }
+        if self.retry.initial_backoff_ms == 0
+            || self.retry.initial_backoff_ms > self.retry.max_backoff_ms
+        {
+            return Err(invalid(
+                "retry.initial_backoff_ms",
+                "must be positive and at most retry.max_backoff_ms",
+            ));
+        }
+        self.skip.entries()?;
+        Ok(())
+    }
+
+    /// The drain bound as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka.drain_timeout_ms)
+    }
+}
+
+/// Sets `a.b.c` (from `CTPR_A__B__C`, lower-cased) in the document. The value is read as a TOML
+/// value when it parses as one (numbers, booleans, arrays), else as a string.
+fn apply_override(
+    doc: &mut toml::Table,
+    name: &str,
+    path: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(ConfigError::Env {
+            name: name.to_owned(),
+            reason: "empty path segment".into(),
+        });
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Env {
+        name: name.to_owned(),
+        reason: "no field named".into(),
+    })?;
+    let mut table = doc;
+    for key in parents {
+        let entry = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+            name: name.to_owned(),
+            reason: format!("`{key}` is not a table"),
+        })?;
+    }
+    table.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Flavor {
+        own_ids: Vec<String>,
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c: Config<Flavor> = Config::from_toml("", env(&[])).unwrap();
+        assert_eq!(c.kafka.group_id, "case-management");
+        assert_eq!(c.kafka.auto_offset_reset, "latest");
+        assert_eq!(c.kafka.auto_commit_interval_ms, 5_000);
+        assert_eq!(c.health.listen.port(), 8080);
+        assert_eq!(c.pipeline.cache_ttl_s, 300);
+    }
+
+    #[test]
+    fn file_values_and_environment_overrides() {
+        let text = r#"
+            [kafka]
+            brokers = "10.0.0.1:9092"
+            [kafka.properties]
+            "fetch.min.bytes" = "10"
+            [integration]
+            own_ids = ["a"]
+            [skip]
+            messages = ["t:0:1"]
+        "#;
+        let c: Config<Flavor> = Config::from_toml(
+            text,
+            env(&[
+                ("CTPR_KAFKA__BROKERS", "127.0.0.1:1"),
+                ("CTPR_PIPELINE__DRY_RUN", "true"),
+                ("CTPR_INTEGRATION__OWN_IDS", r#"["x", "y"]"#),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "127.0.0.1:1");
+        assert_eq!(c.kafka.properties["fetch.min.bytes"], "10");
+        assert!(c.pipeline.dry_run);
+        assert_eq!(c.integration.own_ids, ["x", "y"]);
+        assert_eq!(c.skip.entries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Config::<Flavor>::from_toml("[kafka]\nbrokerz = 1", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("brokerz"), "{err}");
+        let err = Config::<Flavor>::from_toml("[kafka]\nauto_offset_reset = \"middle\"", env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("kafka.auto_offset_reset"), "{err}");
+        let err = Config::<Flavor>::from_toml(
+            "[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"",
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("enable.auto.offset.store"),
+            "{err}"
+        );
+        let err =
+            Config::<Flavor>::from_toml("[skip]\nmessages = [\"nope\"]", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("skip.messages"), "{err}");
+        let err = Config::<Flavor>::from_toml("", env(&[("CTPR_CASE_API__ENDPOINT", "ftp://x")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("case_api.endpoint"), "{err}");
+        let err =
+            Config::<Flavor>::from_toml("[pipeline]\ndry_run = \"yes\"", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("dry_run"), "{err}");
+    }
+}

@@ -1,0 +1,217 @@
+//! Liveness and readiness state, and the HTTP server of `/live`, `/ready` and `/metrics`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Renders the Prometheus exposition text.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What `/live` and `/ready` report.
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    last_poll: Mutex<Instant>,
+    poll_stall: Duration,
+    handling_stall: Duration,
+    busy: Mutex<HashMap<(String, i32), Instant>>,
+    joined_group: AtomicBool,
+    assigned: AtomicUsize,
+    case_api_serving: AtomicBool,
+    stopping: AtomicBool,
+}
+
+impl Health {
+    /// Fresh state; `/live` fails when one event has been handled for longer than
+    /// `handling_stall`, or the consumer loop has not polled for 30 s.
+    pub fn new(handling_stall: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            last_poll: Mutex::new(Instant::now()),
+            poll_stall: Duration::from_secs(30),
+            handling_stall,
+            busy: Mutex::new(HashMap::new()),
+            joined_group: AtomicBool::new(false),
+            assigned: AtomicUsize::new(0),
+            case_api_serving: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The consumer loop polled.
+    pub fn polled(&self) {
+        *self.last_poll.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// A partition started handling an event.
+    pub fn begin(&self, topic: &str, partition: i32) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((topic.to_owned(), partition), Instant::now());
+    }
+
+    /// A partition finished handling an event.
+    pub fn end(&self, topic: &str, partition: i32) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(topic.to_owned(), partition));
+    }
+
+    /// A rebalance completed with this many partitions assigned to us.
+    pub fn assigned(&self, count: usize) {
+        self.joined_group.store(true, Ordering::Relaxed);
+        self.assigned.store(count, Ordering::Relaxed);
+    }
+
+    /// The Case API health check answered.
+    pub fn case_api(&self, serving: bool) {
+        self.case_api_serving.store(serving, Ordering::Relaxed);
+    }
+
+    /// Shutdown began: not ready any more.
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// `Err(why)` when the reader has stopped making progress.
+    pub fn live(&self) -> Result<(), String> {
+        let since_poll = self
+            .last_poll
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        if since_poll > self.poll_stall {
+            return Err(format!(
+                "consumer loop has not polled for {}s",
+                since_poll.as_secs()
+            ));
+        }
+        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(((topic, partition), since)) = busy
+            .iter()
+            .find(|(_, since)| since.elapsed() > self.handling_stall)
+        {
+            return Err(format!(
+                "{topic}:{partition} has handled one event for {}s",
+                since.elapsed().as_secs()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Err(why)` until the reader is in its group and the Case API is serving.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err("shutting down".into());
+        }
+        if !self.joined_group.load(Ordering::Relaxed) {
+            return Err("no partition assignment yet".into());
+        }
+        if !self.case_api_serving.load(Ordering::Relaxed) {
+            return Err("case api not serving".into());
+        }
+        Ok(())
+    }
+
+    /// Partitions currently assigned.
+    pub fn assigned_count(&self) -> usize {
+        self.assigned.load(Ordering::Relaxed)
+    }
+
+    /// Uptime.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    health: Arc<Health>,
+    metrics: MetricsRender,
+}
+
+async fn live(State(s): State<AppState>) -> (StatusCode, String) {
+    match s.health.live() {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
+    match s.health.ready() {
+        Ok(()) => (
+            StatusCode::OK,
+            format!("ok: {} partitions assigned\n", s.health.assigned_count()),
+        ),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> String {
+    (s.metrics)()
+}
+
+/// Binds the health server (before the consumer starts, so a taken port fails fast).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `/live`, `/ready` and `/metrics` until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    health: Arc<Health>,
+    metrics_render: MetricsRender,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(AppState {
+            health,
+            metrics: metrics_render,
+        });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_needs_a_group_and_the_case_api() {
+        let h = Health::new(Duration::from_secs(60));
+        assert!(h.live().is_ok());
+        assert!(h.ready().is_err());
+        h.assigned(2);
+        assert!(h.ready().is_err());
+        h.case_api(true);
+        assert!(h.ready().is_ok());
+        h.stopping();
+        assert!(h.ready().is_err());
+    }
+
+    #[test]
+    fn liveness_fails_when_one_event_is_stuck() {
+        let h = Health::new(Duration::from_millis(1));
+        h.begin("t", 0);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(h.live().unwrap_err().contains("t:0"));
+        h.end("t", 0);
+        assert!(h.live().is_ok());
+    }
+}

@@ -1,0 +1,19 @@
+//! The runtime every flavor shares: the Kafka consumer (one ordered task per partition, offsets
+//! stored after handling, drain on revoke and shutdown), configuration, health and metrics
+//! endpoints, logging, retries with backoff, the operator skip list, and the command line.
+//!
+//! A flavor binary implements [`Flavor`] and calls [`main`].
+
+pub mod cli;
+pub mod config;
+pub mod flavor;
+pub mod health;
+pub mod kafka;
+pub mod retry;
+pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use cli::main;
+pub use config::Config;
+pub use flavor::{Flavor, Stages};

@@ -1,0 +1,298 @@
+//! Support for end-to-end tests and the demo (feature `testkit`): an embedded Kafka (librdkafka's
+//! mock cluster, real client code paths over loopback TCP), a producer, consumer-group progress,
+//! reader processes, and a scrape of their `/metrics`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// librdkafka's mock cluster, in-process, listening on loopback.
+pub struct EmbeddedKafka {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl std::fmt::Debug for EmbeddedKafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedKafka")
+            .field("bootstrap", &self.cluster.bootstrap_servers())
+            .finish()
+    }
+}
+
+impl EmbeddedKafka {
+    /// Starts a one-broker cluster with these topics (name, partitions).
+    pub fn start(topics: &[(&str, i32)]) -> Result<Self> {
+        let cluster = MockCluster::new(1).context("starting the mock cluster")?;
+        for (topic, partitions) in topics {
+            cluster
+                .create_topic(topic, *partitions, 1)
+                .with_context(|| format!("creating {topic}"))?;
+        }
+        Ok(Self { cluster })
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+}
+
+/// A producer to any cluster.
+pub fn producer(bootstrap: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "10000")
+        .set("linger.ms", "0")
+        .create()
+        .context("creating a producer")
+}
+
+/// Produces one message; returns its partition and offset.
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: &str,
+    value: &[u8],
+) -> Result<(i32, i64)> {
+    let mut record = FutureRecord::to(topic).key(key).payload(value);
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    let delivered = producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .context("producing")?;
+    Ok((delivered.partition, delivered.offset))
+}
+
+/// Per partition: (committed offset of `group`, high watermark).
+pub async fn group_progress(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>> {
+    let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(&topic, *p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(5))?;
+        let mut out = BTreeMap::new();
+        for p in partitions {
+            let (_, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(5))?;
+            let done = match committed.find_partition(&topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            out.insert(p, (done, high));
+        }
+        Ok::<_, anyhow::Error>(out)
+    })
+    .await?
+}
+
+/// Waits until `group` has committed every message of `topic`.
+pub async fn wait_caught_up(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let progress = group_progress(bootstrap, group, topic).await?;
+        if progress.values().all(|(done, high)| done >= high) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("group {group} did not catch up on {topic}: {progress:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A reader running as a child process (killed when dropped).
+#[derive(Debug)]
+pub struct ReaderProcess {
+    child: Child,
+    /// The health server's address.
+    pub health: SocketAddr,
+}
+
+impl ReaderProcess {
+    /// Starts `binary run --config <config>`; the config must set `health.listen` to `health`.
+    pub fn spawn(binary: &Path, config: &Path, health: SocketAddr, log: &Path) -> Result<Self> {
+        let log = std::fs::File::create(log).context("creating the reader log")?;
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { child, health })
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok((200, _)) = http_get(self.health, "/ready").await {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("reader exited before it was ready: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("reader not ready after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> Result<String> {
+        let (status, body) = http_get(self.health, "/metrics").await?;
+        if status != 200 {
+            bail!("/metrics answered {status}");
+        }
+        Ok(body)
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub async fn terminate(mut self, timeout: Duration) -> Result<Option<i32>> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .context("reader did not exit in time")??;
+        Ok(status.code())
+    }
+
+    /// Kills with SIGKILL and reaps.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn wait_exit(mut self, timeout: Duration) -> Result<Option<i32>> {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .context("reader did not exit in time")??;
+        Ok(status.code())
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+            .await
+            .context("connect timeout")??;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .context("read timeout")??;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Sums the samples of a Prometheus metric whose labels include all of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let ok = labels
+                .iter()
+                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            ok.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Every label value of `label` seen on metric `name`, with its summed value.
+pub fn metric_by_label(text: &str, name: &str, label: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((metric, rest)) = series.split_once('{') else {
+            continue;
+        };
+        if metric != name {
+            continue;
+        }
+        let needle = format!("{label}=\"");
+        let Some(start) = rest.find(&needle) else {
+            continue;
+        };
+        let tail = &rest[start + needle.len()..];
+        let Some(end) = tail.find('"') else { continue };
+        *out.entry(tail[..end].to_owned()).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}

@@ -1,6 +1,8 @@
 //! End to end on the embedded Kafka (librdkafka's mock cluster over loopback TCP) and the
 //! sandbox Case API over gRPC: the real `jira-reader` binary consumes, decides and applies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -10,11 +10,13 @@ use time::format_description::well_known::Rfc3339;
 use crate::INTEGRATION;
 
 /// The idempotency key of a comment or work note:
-/// `servicenow:{sysId}:{updatedAt as RFC 3339}:{comment|work_note}`.
+/// `servicenow:{sysId}:{updatedAt as RFC 3339}:{comment|work_note}:{body digest}`.
 ///
-/// ServiceNow diff events carry no journal-entry id, so the item, the instant of the change and
-/// the kind of entry identify it: a replay of the event yields the same key, and a comment and a
-/// work note of the same event yield two keys.
+/// ServiceNow diff events carry no journal-entry id, so the item, the instant of the change, the
+/// kind of entry and a digest of the body (64-bit FNV-1a, hex) identify it: a replay of the event
+/// yields the same key, a comment and a work note of the same event yield two keys, and two
+/// different comments on one incident within the same second (`updatedAt` has second
+/// precision) do not collide.
 pub fn comment_idempotency_key(changelog: &Changelog) -> String {
     let kind = if changelog.is_work_note {
         "work_note"
@@ -27,7 +29,18 @@ pub fn comment_idempotency_key(changelog: &Changelog) -> String {
         .event_timestamp
         .format(&Rfc3339)
         .unwrap_or_else(|_| changelog.event_timestamp.unix_timestamp_nanos().to_string());
-    format!("{INTEGRATION}:{}:{at}:{kind}", changelog.third_party_id)
+    let digest = fnv1a64(changelog.body.as_deref().unwrap_or_default().as_bytes());
+    format!(
+        "{INTEGRATION}:{}:{at}:{kind}:{digest:016x}",
+        changelog.third_party_id
+    )
+}
+
+/// 64-bit FNV-1a: a stable, dependency-free digest (not for security).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Applies ServiceNow changelogs.
@@ -218,15 +231,21 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_keys_name_item_instant_and_kind() {
+    fn idempotency_keys_name_item_instant_kind_and_body() {
         assert_eq!(
             comment_idempotency_key(&comment("a", false)),
-            "servicenow:sys1:2024-03-01T12:00:30.5Z:comment"
+            "servicenow:sys1:2024-03-01T12:00:30.5Z:comment:af63dc4c8601ec8c"
         );
         assert_eq!(
             comment_idempotency_key(&comment("b", true)),
-            "servicenow:sys1:2024-03-01T12:00:30.5Z:work_note"
+            "servicenow:sys1:2024-03-01T12:00:30.5Z:work_note:af63df4c8601f1a5"
         );
+        assert_ne!(
+            comment_idempotency_key(&comment("a", false)),
+            comment_idempotency_key(&comment("a2", false)),
+            "two comments in the same second stay distinct"
+        );
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     }
 
     #[tokio::test]

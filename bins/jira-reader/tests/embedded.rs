@@ -428,3 +428,46 @@ async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_
         Some(0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twice() {
+    const N: usize = 600;
+    let env = Env::start(4).await;
+    let (first, _) = env.reader("member-1", 3, &[]).await;
+    let (second, _) = env.reader("member-2", 3, &[]).await;
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000;
+    let mut third = None;
+    for i in 0..N {
+        let message = comment_created("10002", &format!("5{i:05}"), t0 + i as i64, &format!("comment {i}"));
+        produce(&p, TOPIC, Some((i % 4) as i32), "k", &message).await.unwrap();
+        if i == N / 3 {
+            third = Some(env.reader("member-3", 3, &[]).await.0);
+        }
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    let third = third.unwrap();
+    wait_caught_up(&env.kafka.bootstrap(), GROUP, TOPIC, Duration::from_secs(90)).await.unwrap();
+
+    let api = env.api().await;
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    assert_eq!(comments.len(), N, "every comment exactly once");
+    let mut processed = 0.0;
+    let mut replays = 0.0;
+    let mut members_that_worked = 0;
+    for reader in [&first, &second, &third] {
+        let metrics = reader.metrics().await.unwrap();
+        let n = metric_sum(&metrics, "dd_case_third_party_reader_changelog_processed", &[]);
+        processed += n;
+        members_that_worked += usize::from(n > 0.0);
+        replays += metric_sum(&metrics, "dd_case_third_party_reader_jira_filtered", &[("reason", "duplicate_event")]);
+    }
+    assert_eq!(processed, N as f64, "each message applied once across the group");
+    assert_eq!(replays, 0.0, "no message handled twice across the rebalances");
+    assert_eq!(members_that_worked, 3, "the joining member took partitions over mid-stream");
+    for reader in [first, second, third] {
+        assert_eq!(reader.terminate(Duration::from_secs(30)).await.unwrap(), Some(0));
+    }
+}

@@ -151,4 +151,13 @@ mod tests {
             assert!(!r.description().is_empty());
         }
     }
+
+    #[test]
+    fn the_readme_documents_every_reason() {
+        let readme = include_str!("../../../README.md");
+        for &r in FilterReason::ALL {
+            let row = format!("| `{}` | {} |", r.as_str(), r.description());
+            assert!(readme.contains(&row), "README.md lacks the row: {row}");
+        }
+    }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
 use reader_runtime::testkit::{
-    EmbeddedKafka, ReaderProcess, free_port, group_progress, metric_sum, produce, producer,
-    wait_caught_up,
+    EmbeddedKafka, ReaderProcess, free_port, group_progress, http_get, metric_sum, produce,
+    producer, wait_caught_up,
 };
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
@@ -67,6 +67,8 @@ struct Env {
     kafka: EmbeddedKafka,
     sandbox: SandboxServer,
     dir: PathBuf,
+    /// Where the readers send DogStatsD packets.
+    statsd: std::net::UdpSocket,
 }
 
 impl Env {
@@ -85,10 +87,15 @@ impl Env {
         let dir =
             std::env::temp_dir().join(format!("jira-e2e-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
+        let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        statsd
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         Env {
             kafka,
             sandbox,
             dir,
+            statsd,
         }
     }
 
@@ -115,12 +122,17 @@ initial_backoff_ms = 20
 max_backoff_ms = 100
 [health]
 listen = "{health}"
+[statsd]
+enabled = true
+host = "127.0.0.1"
+port = {statsd}
 [skip]
 messages = [{skip}]
 "#,
             brokers = self.kafka.bootstrap(),
             endpoint = self.sandbox.endpoint(),
             skip = skip.join(", "),
+            statsd = self.statsd.local_addr().unwrap().port(),
         );
         let path = self.dir.join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
@@ -429,6 +441,29 @@ async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_
     );
 }
 
+/// Waits until the reader's `/ready` reports at least one assigned partition.
+async fn wait_for_partitions(reader: &ReaderProcess) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, body)) = http_get(reader.health, "/ready").await {
+            let count: usize = body
+                .trim()
+                .strip_prefix("ok: ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if count > 0 {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partition was assigned to the new member"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twice() {
     const N: usize = 600;
@@ -439,17 +474,33 @@ async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twi
     let t0 = 1_717_236_000_000;
     let mut third = None;
     for i in 0..N {
-        let message = comment_created("10002", &format!("5{i:05}"), t0 + i as i64, &format!("comment {i}"));
-        produce(&p, TOPIC, Some((i % 4) as i32), "k", &message).await.unwrap();
+        let message = comment_created(
+            "10002",
+            &format!("5{i:05}"),
+            t0 + i as i64,
+            &format!("comment {i}"),
+        );
+        produce(&p, TOPIC, Some((i % 4) as i32), "k", &message)
+            .await
+            .unwrap();
         if i == N / 3 {
-            third = Some(env.reader("member-3", 3, &[]).await.0);
+            let joined = env.reader("member-3", 3, &[]).await.0;
+            wait_for_partitions(&joined).await;
+            third = Some(joined);
         }
         if i % 10 == 0 {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
     let third = third.unwrap();
-    wait_caught_up(&env.kafka.bootstrap(), GROUP, TOPIC, Duration::from_secs(90)).await.unwrap();
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(90),
+    )
+    .await
+    .unwrap();
 
     let api = env.api().await;
     let comments = api.list_comments(123456, CASE_10002).await.unwrap();
@@ -459,15 +510,106 @@ async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twi
     let mut members_that_worked = 0;
     for reader in [&first, &second, &third] {
         let metrics = reader.metrics().await.unwrap();
-        let n = metric_sum(&metrics, "dd_case_third_party_reader_changelog_processed", &[]);
+        let n = metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_changelog_processed",
+            &[],
+        );
         processed += n;
         members_that_worked += usize::from(n > 0.0);
-        replays += metric_sum(&metrics, "dd_case_third_party_reader_jira_filtered", &[("reason", "duplicate_event")]);
+        replays += metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_jira_filtered",
+            &[("reason", "duplicate_event")],
+        );
     }
-    assert_eq!(processed, N as f64, "each message applied once across the group");
-    assert_eq!(replays, 0.0, "no message handled twice across the rebalances");
-    assert_eq!(members_that_worked, 3, "the joining member took partitions over mid-stream");
+    assert_eq!(
+        processed, N as f64,
+        "each message applied once across the group"
+    );
+    assert_eq!(
+        replays, 0.0,
+        "no message handled twice across the rebalances"
+    );
+    assert_eq!(
+        members_that_worked, 3,
+        "the joining member took partitions over mid-stream"
+    );
     for reader in [first, second, third] {
-        assert_eq!(reader.terminate(Duration::from_secs(30)).await.unwrap(), Some(0));
+        assert_eq!(
+            reader.terminate(Duration::from_secs(30)).await.unwrap(),
+            Some(0)
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_prints_each_decision_and_writes_nothing() {
+    let env = Env::start(1).await;
+    let (config, _) = env.config("explain", 0, &[]);
+    let message = issue_updated(
+        "10002",
+        1_717_236_000_000,
+        json!([
+            item(
+                "status",
+                Some("10000"),
+                Some("To Do"),
+                Some("3"),
+                Some("In Progress")
+            ),
+            item(
+                "priority",
+                Some("4"),
+                Some("Low"),
+                Some("1"),
+                Some("Highest")
+            ),
+            item(
+                "status",
+                Some("10000"),
+                Some("To Do"),
+                Some("77"),
+                Some("Unmapped")
+            ),
+        ]),
+    );
+    let file = env.dir.join("message.json");
+    std::fs::write(&file, &message).unwrap();
+    let before = env.api().await.get_case(123456, CASE_10002).await.unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "explain",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decisions: Vec<(&str, Option<&str>)> = lines
+        .iter()
+        .map(|l| (l["decision"].as_str().unwrap(), l["reason"].as_str()))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("would_apply", None),
+            ("filtered", Some("state_conflict")),
+            ("filtered", Some("field_value_not_mapped"))
+        ]
+    );
+    assert_eq!(lines[0]["changelog"]["changelog_type"], "update_status");
+    let after = env.api().await.get_case(123456, CASE_10002).await.unwrap();
+    assert_eq!(before, after, "explain wrote nothing");
 }

@@ -5,7 +5,7 @@
 //! - `project_settings`: [`SyncSettings`] (one per org, project and integration);
 //! - `sync_metadata`: [`SyncMetadata`] (replaces every scope of its org and integration);
 //! - `users`: [`SeedUser`] (a case user with its third-party ids per integration);
-//! - `cases`: [`SeedCase`] ([`Case`]'s fields, with `due_date` as `"YYYY-MM-DD"`).
+//! - `cases`: [`Case`] (`due_date` as `"YYYY-MM-DD"`).
 //!
 //! Every `org_id` must name an org of the document or one already stored.
 
@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use thirdparty_core::{Case, CaseField, ExternalReference, SyncMetadata, SyncSettings, Watermark};
-use time::{Date, OffsetDateTime};
+use thirdparty_core::{Case, SyncMetadata, SyncSettings};
 
 /// A seed document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,108 +33,7 @@ pub struct Seed {
     pub users: Vec<SeedUser>,
     /// Cases.
     #[serde(default)]
-    pub cases: Vec<SeedCase>,
-}
-
-/// A case as a seed names it: [`Case`]'s fields and JSON forms, except `due_date`, which is a
-/// `"YYYY-MM-DD"` string here (whatever serde form `time::Date` has in the build).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedCase {
-    /// The case id (a UUID).
-    pub id: String,
-    /// Owning organization.
-    pub org_id: u64,
-    /// The case project.
-    pub project_id: String,
-    /// Optimistic-lock version.
-    pub version: u64,
-    /// Title.
-    pub title: String,
-    /// Description.
-    #[serde(default)]
-    pub description: String,
-    /// Priority name.
-    #[serde(default)]
-    pub priority: Option<String>,
-    /// Status name.
-    pub status: String,
-    /// Assigned user id.
-    #[serde(default)]
-    pub assignee_id: Option<String>,
-    /// Due date.
-    #[serde(default, with = "ymd")]
-    pub due_date: Option<Date>,
-    /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// Linked third-party items.
-    #[serde(default)]
-    pub external_references: Vec<ExternalReference>,
-    /// Per-field watermarks (RFC 3339).
-    #[serde(default)]
-    pub field_watermarks: BTreeMap<CaseField, Watermark>,
-}
-
-impl From<SeedCase> for Case {
-    fn from(c: SeedCase) -> Self {
-        Case {
-            id: c.id,
-            org_id: c.org_id,
-            project_id: c.project_id,
-            version: c.version,
-            title: c.title,
-            description: c.description,
-            priority: c.priority,
-            status: c.status,
-            assignee_id: c.assignee_id,
-            due_date: c.due_date,
-            created_at: c.created_at,
-            external_references: c.external_references,
-            field_watermarks: c.field_watermarks,
-        }
-    }
-}
-
-impl From<Case> for SeedCase {
-    fn from(c: Case) -> Self {
-        SeedCase {
-            id: c.id,
-            org_id: c.org_id,
-            project_id: c.project_id,
-            version: c.version,
-            title: c.title,
-            description: c.description,
-            priority: c.priority,
-            status: c.status,
-            assignee_id: c.assignee_id,
-            due_date: c.due_date,
-            created_at: c.created_at,
-            external_references: c.external_references,
-            field_watermarks: c.field_watermarks,
-        }
-    }
-}
-
-/// `Option<Date>` as `"YYYY-MM-DD"` or null.
-mod ymd {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::Date;
-
-    pub fn serialize<S: Serializer>(date: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
-        match date {
-            Some(d) => s.serialize_str(&case_api::convert::date_to_pb(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| {
-                case_api::convert::date_from_pb(&s, "due_date").map_err(serde::de::Error::custom)
-            })
-            .transpose()
-    }
+    pub cases: Vec<Case>,
 }
 
 /// An organization.

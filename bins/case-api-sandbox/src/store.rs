@@ -520,7 +520,7 @@ impl Store {
         }
         for c in &seed.cases {
             check_org(c.org_id, &format!("case {}", c.id))?;
-            insert_case(&tx, &Case::from(c.clone()))?;
+            insert_case(&tx, c)?;
         }
         tx.commit()?;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);

@@ -8,8 +8,11 @@ use time::{Date, OffsetDateTime};
 
 use crate::changelog::{Author, CaseField};
 
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
 /// A case as the case-management system holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Case {
     /// The case id (a UUID in production).
     pub id: String,
@@ -32,8 +35,8 @@ pub struct Case {
     /// Assigned user id, if any.
     #[serde(default)]
     pub assignee_id: Option<String>,
-    /// Due date, if any.
-    #[serde(default)]
+    /// Due date, if any (`YYYY-MM-DD` in JSON).
+    #[serde(default, with = "iso_date::option")]
     pub due_date: Option<Date>,
     /// When the case was created.
     #[serde(with = "time::serde::rfc3339")]
@@ -122,8 +125,8 @@ pub enum FieldChange {
     Status(String),
     /// New assignee user id, or unassigned.
     Assignee(Option<String>),
-    /// New due date, or none.
-    DueDate(Option<Date>),
+    /// New due date, or none (`YYYY-MM-DD` in JSON).
+    DueDate(#[serde(with = "iso_date::option")] Option<Date>),
 }
 
 impl FieldChange {
@@ -354,4 +357,26 @@ pub struct User {
     /// E-mail address.
     #[serde(default)]
     pub email: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn dates_are_iso_in_json() {
+        let change = FieldChange::DueDate(Some(date!(2024 - 10 - 08)));
+        let json = serde_json::to_value(&change).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"field": "due_date", "value": "2024-10-08"})
+        );
+        assert_eq!(serde_json::from_value::<FieldChange>(json).unwrap(), change);
+        let cleared = serde_json::to_value(FieldChange::DueDate(None)).unwrap();
+        assert_eq!(
+            cleared,
+            serde_json::json!({"field": "due_date", "value": null})
+        );
+    }
 }

@@ -1,0 +1,155 @@
+//! The `servicenow-reader` command line: `decode` output against golden files (SPEC section 4, field
+//! for field), one-line errors, `validate-config`, and `explain` against the sandbox.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_servicenow-reader");
+
+/// Every key SPEC section 4 allows in a changelog.
+const SPEC_KEYS: &[&str] = &[
+    "integration",
+    "org_id",
+    "changelog_type",
+    "third_party_id",
+    "third_party_key",
+    "event_timestamp",
+    "author",
+    "from_id",
+    "from_string",
+    "to_id",
+    "to_string",
+    "metadata",
+    "body",
+    "is_work_note",
+    "comment_id",
+    "case_reference",
+];
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("CTPR_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/integration-servicenow/fixtures")
+}
+
+#[test]
+fn decode_prints_the_spec_changelog_for_every_fixture() {
+    let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        let out = run(&["decode", path.to_str().unwrap()], None);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let golden: Vec<serde_json::Value> =
+            std::fs::read_to_string(golden_dir.join(format!("{name}.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        assert_eq!(got, golden, "{name}");
+        for changelog in &got {
+            for key in changelog.as_object().unwrap().keys() {
+                assert!(
+                    SPEC_KEYS.contains(&key.as_str()),
+                    "{name}: unexpected key {key}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} fixtures");
+}
+
+#[test]
+fn decode_reads_stdin_and_fails_with_one_line_on_bad_input() {
+    let fixture = std::fs::read(fixtures().join("all_three.json")).unwrap();
+    let out = run(&["decode"], Some(&fixture));
+    assert!(out.status.success());
+    let types: Vec<(String, bool)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["changelog_type"].as_str().unwrap().to_owned(),
+                v["is_work_note"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("create_comment".to_owned(), false),
+            ("create_comment".to_owned(), true),
+            ("update_status".to_owned(), false)
+        ]
+    );
+
+    for bad in [
+        &b"{\"type\": "[..],
+        b"\xff\xfe",
+        b"{\"type\": \"datadog_x_problem\", \"orgId\": 1}",
+        b"{\"type\": \"datadog_x_incident\", \"orgId\": 1}",
+    ] {
+        let out = run(&["decode"], Some(bad));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+}
+
+#[test]
+fn validate_config_prints_ok_or_names_the_field() {
+    let dir = std::env::temp_dir().join(format!("servicenow-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[integration]\nown_user_names = [\"datadog\"]\n",
+    )
+    .unwrap();
+    let out = run(&["validate-config", good.to_str().unwrap()], None);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "ok\n");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[integration]\nown_user_name = [\"a\"]\n").unwrap();
+    let out = run(&["validate-config", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("own_user_name")
+    );
+}

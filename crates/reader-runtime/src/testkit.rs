@@ -48,6 +48,164 @@ impl EmbeddedKafka {
     pub fn bootstrap(&self) -> String {
         self.cluster.bootstrap_servers()
     }
+
+    /// Creates a topic.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        self.cluster
+            .create_topic(topic, partitions, 1)
+            .with_context(|| format!("creating {topic}"))
+    }
+}
+
+/// Where the Tansu binary is: `$TANSU_BIN`, else `tansu` in `~/.cargo/bin`, else on `PATH`.
+pub fn tansu_binary() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return Some(path.into());
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    if let Some(candidate) = cargo_home.map(|h| h.join("bin/tansu")) {
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("tansu"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A Tansu broker (a real Apache-Kafka-compatible broker) as a child process on loopback.
+#[derive(Debug)]
+pub struct TansuBroker {
+    child: Option<Child>,
+    binary: std::path::PathBuf,
+    port: u16,
+    storage: String,
+    workdir: std::path::PathBuf,
+}
+
+impl TansuBroker {
+    /// Starts Tansu with `storage` (`memory://tansu/`, or `sqlite://tansu.db` relative to
+    /// `workdir`) and waits until it accepts connections.
+    pub async fn start(storage: &str, workdir: &Path) -> Result<Self> {
+        let binary = tansu_binary().context("tansu is not installed: run `cargo xtask broker --install-only`")?;
+        std::fs::create_dir_all(workdir)?;
+        let mut broker = Self {
+            child: None,
+            binary,
+            port: free_port(),
+            storage: storage.to_owned(),
+            workdir: workdir.to_owned(),
+        };
+        broker.spawn().await?;
+        Ok(broker)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.workdir.join("tansu.log"))?;
+        let child = Command::new(&self.binary)
+            .arg("broker")
+            .args(["--kafka-cluster-id", "case-third-party-reader"])
+            .args(["--kafka-listener-url", &url])
+            .args(["--kafka-advertised-listener-url", &url])
+            .args(["--storage-engine", &self.storage])
+            .args(["--prometheus-listener-url", &format!("tcp://127.0.0.1:{}", free_port())])
+            .current_dir(&self.workdir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("tansu did not listen on {} (see {})", self.port, self.workdir.join("tansu.log").display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker and starts it again on the same port and storage.
+    pub async fn restart(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        self.spawn().await
+    }
+
+    /// Creates a topic through the Kafka admin API.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()?;
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await?;
+        for result in results {
+            if let Err((name, code)) = result {
+                if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                    bail!("creating {name}: {code}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The broker an end-to-end test runs against: the same tests run on both.
+#[derive(Debug)]
+pub enum TestBroker {
+    /// librdkafka's mock cluster, in-process.
+    Embedded(EmbeddedKafka),
+    /// A Tansu process.
+    Tansu(TansuBroker),
+}
+
+impl TestBroker {
+    /// An embedded cluster.
+    pub fn embedded() -> Result<Self> {
+        Ok(Self::Embedded(EmbeddedKafka::start(&[])?))
+    }
+
+    /// A Tansu broker on in-memory storage, working in `workdir`.
+    pub async fn tansu(workdir: &Path) -> Result<Self> {
+        Ok(Self::Tansu(TansuBroker::start("memory://tansu/", workdir).await?))
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Self::Embedded(k) => k.bootstrap(),
+            Self::Tansu(t) => t.bootstrap(),
+        }
+    }
+
+    /// Creates a topic.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        match self {
+            Self::Embedded(k) => k.create_topic(topic, partitions),
+            Self::Tansu(t) => t.create_topic(topic, partitions).await,
+        }
+    }
 }
 
 /// A producer to any cluster.

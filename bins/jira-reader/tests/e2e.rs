@@ -1,5 +1,7 @@
-//! End to end on the embedded Kafka (librdkafka's mock cluster over loopback TCP) and the
-//! sandbox Case API over gRPC: the real `jira-reader` binary consumes, decides and applies.
+//! End to end: the real `jira-reader` binary consumes, decides and applies, against the sandbox
+//! Case API over gRPC and a Kafka broker. Every scenario runs twice: on the embedded broker
+//! (librdkafka's mock cluster over loopback TCP, in the default test run) and on Tansu, a real
+//! Kafka-compatible broker (`cargo xtask e2e`, which installs Tansu and runs the ignored tests).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,8 +11,8 @@ use std::time::Duration;
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
 use reader_runtime::testkit::{
-    EmbeddedKafka, ReaderProcess, free_port, group_progress, http_get, metric_sum, produce,
-    producer, wait_caught_up,
+    ReaderProcess, TestBroker, free_port, group_progress, http_get, metric_sum, produce, producer,
+    wait_caught_up,
 };
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
@@ -63,8 +65,15 @@ fn item(
            "from": from, "fromString": from_s, "to": to, "toString": to_s})
 }
 
+/// Which broker a scenario runs on.
+#[derive(Debug, Clone, Copy)]
+enum Broker {
+    Embedded,
+    Tansu,
+}
+
 struct Env {
-    kafka: EmbeddedKafka,
+    kafka: TestBroker,
     sandbox: SandboxServer,
     dir: PathBuf,
     /// Where the readers send DogStatsD packets.
@@ -72,8 +81,15 @@ struct Env {
 }
 
 impl Env {
-    async fn start(partitions: i32) -> Env {
-        let kafka = EmbeddedKafka::start(&[(TOPIC, partitions)]).unwrap();
+    async fn start(broker: Broker, partitions: i32) -> Env {
+        let dir =
+            std::env::temp_dir().join(format!("jira-e2e-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kafka = match broker {
+            Broker::Embedded => TestBroker::embedded().unwrap(),
+            Broker::Tansu => TestBroker::tansu(&dir.join("tansu")).await.unwrap(),
+        };
+        kafka.create_topic(TOPIC, partitions).await.unwrap();
         let seed = Seed::from_json(DEMO_SEED_JSON).unwrap();
         let sandbox = SandboxServer::bind(
             SandboxConfig {
@@ -84,9 +100,6 @@ impl Env {
         )
         .await
         .unwrap();
-        let dir =
-            std::env::temp_dir().join(format!("jira-e2e-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).unwrap();
         let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         statsd
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -160,9 +173,8 @@ messages = [{skip}]
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn applies_filters_and_acks_undecodable_messages() {
-    let env = Env::start(2).await;
+async fn applies_filters_and_acks_undecodable_messages(broker: Broker) {
+    let env = Env::start(broker, 2).await;
     let (reader, _) = env.reader("main", 3, &[]).await;
     let p = producer(&env.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
@@ -274,9 +286,10 @@ async fn applies_filters_and_acks_undecodable_messages() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restart_applies_once() {
-    let env = Env::start(1).await;
+async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restart_applies_once(
+    broker: Broker,
+) {
+    let env = Env::start(broker, 1).await;
     env.sandbox
         .faults()
         .inject("UpdateCase", tonic::Code::Unavailable, 1_000, "down");
@@ -321,11 +334,7 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
 
     env.sandbox.faults().clear();
     let log = env.dir.join("restart.log");
-    let health: std::net::SocketAddr = {
-        let text = std::fs::read_to_string(&config).unwrap();
-        let line = text.lines().find(|l| l.starts_with("listen")).unwrap();
-        line.split('"').nth(1).unwrap().parse().unwrap()
-    };
+    let health = first_health(&config);
     let mut again = ReaderProcess::spawn(
         env!("CARGO_BIN_EXE_jira-reader").as_ref(),
         &config,
@@ -355,9 +364,8 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_it() {
-    let env = Env::start(2).await;
+async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_it(broker: Broker) {
+    let env = Env::start(broker, 2).await;
     env.sandbox
         .faults()
         .inject("UpdateCase", tonic::Code::Unavailable, 100_000, "poison");
@@ -464,10 +472,9 @@ async fn wait_for_partitions(reader: &ReaderProcess) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twice() {
+async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twice(broker: Broker) {
     const N: usize = 600;
-    let env = Env::start(4).await;
+    let env = Env::start(broker, 4).await;
     let (first, _) = env.reader("member-1", 3, &[]).await;
     let (second, _) = env.reader("member-2", 3, &[]).await;
     let p = producer(&env.kafka.bootstrap()).unwrap();
@@ -545,7 +552,7 @@ async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_each_decision_and_writes_nothing() {
-    let env = Env::start(1).await;
+    let env = Env::start(Broker::Embedded, 1).await;
     let (config, _) = env.config("explain", 0, &[]);
     let message = issue_updated(
         "10002",
@@ -612,4 +619,121 @@ async fn explain_prints_each_decision_and_writes_nothing() {
     assert_eq!(lines[0]["changelog"]["changelog_type"], "update_status");
     let after = env.api().await.get_case(123456, CASE_10002).await.unwrap();
     assert_eq!(before, after, "explain wrote nothing");
+}
+
+async fn a_reader_killed_mid_stream_and_restarted_applies_every_effect_once(broker: Broker) {
+    const N: usize = 300;
+    let env = Env::start(broker, 2).await;
+    let (first, config) = env.reader("killed", 3, &[]).await;
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000;
+    for i in 0..N {
+        let message = comment_created(
+            "10002",
+            &format!("6{i:05}"),
+            t0 + i as i64,
+            &format!("kill {i}"),
+        );
+        produce(&p, TOPIC, Some((i % 2) as i32), "k", &message)
+            .await
+            .unwrap();
+    }
+    // Kill it with SIGKILL once it is part-way through.
+    let api = env.api().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while api.list_comments(123456, CASE_10002).await.unwrap().len() < N / 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().await.unwrap();
+    let at_kill = api.list_comments(123456, CASE_10002).await.unwrap().len();
+    let health = first_health(&config);
+    let mut second = ReaderProcess::spawn(
+        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
+        &config,
+        health,
+        &env.dir.join("restarted.log"),
+    )
+    .unwrap();
+    second.wait_ready(Duration::from_secs(60)).await.unwrap();
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    let mut keys: Vec<&str> = comments
+        .iter()
+        .map(|c| c.idempotency_key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(
+        comments.len(),
+        N,
+        "every comment once ({at_kill} before the kill)"
+    );
+    assert_eq!(keys.len(), N);
+    assert_eq!(
+        second.terminate(Duration::from_secs(30)).await.unwrap(),
+        Some(0)
+    );
+}
+
+/// The health address written in a reader config.
+fn first_health(config: &std::path::Path) -> std::net::SocketAddr {
+    let text = std::fs::read_to_string(config).unwrap();
+    let line = text.lines().find(|l| l.starts_with("listen")).unwrap();
+    line.split('"').nth(1).unwrap().parse().unwrap()
+}
+
+/// Every scenario, once per broker.
+macro_rules! scenarios {
+    ($broker:expr $(, #[$attr:meta])?) => {
+        use super::*;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn applies_filters_and_acks_undecodable_messages() {
+            super::applies_filters_and_acks_undecodable_messages($broker).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn exhausted_retries_exit_non_zero_without_storing_the_offset() {
+            super::exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restart_applies_once($broker).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn a_poisoned_message_stalls_its_partition_until_skipped() {
+            super::a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_it($broker).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn a_third_reader_joining_mid_stream() {
+            super::a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twice($broker).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn a_reader_killed_mid_stream_and_restarted() {
+            super::a_reader_killed_mid_stream_and_restarted_applies_every_effect_once($broker).await;
+        }
+    };
+}
+
+mod embedded {
+    scenarios!(Broker::Embedded);
+}
+
+mod tansu {
+    scenarios!(Broker::Tansu, #[ignore = "needs Tansu: run `cargo xtask e2e`"]);
 }

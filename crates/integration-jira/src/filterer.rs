@@ -155,19 +155,8 @@ impl Filterer for JiraFilterer {
         case: &Case,
         settings: &SyncSettings,
     ) -> Option<FilterReason> {
-        if !settings.integration_enabled {
-            return Some(FilterReason::IntegrationDisabled);
-        }
-        if !settings.project_sync_enabled {
-            return Some(FilterReason::ProjectSyncDisabled);
-        }
-        if !settings.sync_type.pulls() {
-            return Some(FilterReason::SyncTypeNotPull);
-        }
-        if let Some(start) = settings.start_syncing_from
-            && changelog.event_timestamp < start
-        {
-            return Some(FilterReason::CreatedBeforeStartSyncingFrom);
+        if let Some(reason) = settings.pull_gate(changelog.event_timestamp) {
+            return Some(reason);
         }
         match &changelog.changelog_type {
             ChangelogType::CreateComment => {

@@ -119,20 +119,8 @@ impl Filterer for ServiceNowFilterer {
         case: &Case,
         settings: &SyncSettings,
     ) -> Option<FilterReason> {
-        if !settings.integration_enabled {
-            return Some(FilterReason::IntegrationDisabled);
-        }
-        if !settings.project_sync_enabled {
-            return Some(FilterReason::ProjectSyncDisabled);
-        }
-        if !settings.sync_type.pulls() {
-            return Some(FilterReason::SyncTypeNotPull);
-        }
-        if settings
-            .start_syncing_from
-            .is_some_and(|start| changelog.event_timestamp < start)
-        {
-            return Some(FilterReason::CreatedBeforeStartSyncingFrom);
+        if let Some(reason) = settings.pull_gate(changelog.event_timestamp) {
+            return Some(reason);
         }
         match changelog.changelog_type {
             ChangelogType::CreateComment => filter_comment(changelog, case, settings),

@@ -271,6 +271,29 @@ fn yes() -> bool {
 }
 
 impl SyncSettings {
+    /// The checks every integration applies first, in order: the integration and the project
+    /// are enabled, the sync type pulls third-party changes, and the event is not older than
+    /// `start_syncing_from`.
+    pub fn pull_gate(&self, event_time: OffsetDateTime) -> Option<crate::FilterReason> {
+        use crate::FilterReason;
+        if !self.integration_enabled {
+            return Some(FilterReason::IntegrationDisabled);
+        }
+        if !self.project_sync_enabled {
+            return Some(FilterReason::ProjectSyncDisabled);
+        }
+        if !self.sync_type.pulls() {
+            return Some(FilterReason::SyncTypeNotPull);
+        }
+        if self
+            .start_syncing_from
+            .is_some_and(|start| event_time < start)
+        {
+            return Some(FilterReason::CreatedBeforeStartSyncingFrom);
+        }
+        None
+    }
+
     /// Whether a field's sync switch is on (absent means on).
     pub fn field_synced(&self, field: CaseField) -> bool {
         self.field_sync.get(&field).copied().unwrap_or(true)

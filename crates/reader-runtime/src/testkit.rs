@@ -313,13 +313,25 @@ pub struct ReaderProcess {
 }
 
 impl ReaderProcess {
-    /// Starts `binary run --config <config>`; the config must set `health.listen` to `health`.
+    /// Starts `binary --config <config> run`; the config must set `health.listen` to `health`.
     pub fn spawn(binary: &Path, config: &Path, health: SocketAddr, log: &Path) -> Result<Self> {
+        Self::spawn_with(binary, config, &[], health, log)
+    }
+
+    /// Starts `binary --config <config> run <extra...>`.
+    pub fn spawn_with(
+        binary: &Path,
+        config: &Path,
+        extra: &[&str],
+        health: SocketAddr,
+        log: &Path,
+    ) -> Result<Self> {
         let log = std::fs::File::create(log).context("creating the reader log")?;
         let child = Command::new(binary)
             .arg("--config")
             .arg(config)
             .arg("run")
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,6 +1,10 @@
 //! Project automation, run as `cargo xtask <command>`.
 
-use std::process::Command;
+mod demo;
+mod scenario;
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -22,13 +26,38 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: String,
     },
+    /// Plays a scripted Jira and ServiceNow scenario through both readers, on a local Kafka and
+    /// the sandbox Case API, checks every outcome, and prints what became of each message.
+    Demo {
+        /// The Kafka broker to run on.
+        #[arg(long, value_enum, default_value = "embedded")]
+        broker: demo::BrokerKind,
+    },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line; no backtrace, whatever RUST_BACKTRACE says.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Cmd) -> Result<()> {
+    match command {
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])?;
-            cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])?;
             cargo(&["test", "--workspace"])
         }
         Cmd::Sandbox { listen } => cargo(&[
@@ -42,22 +71,49 @@ fn main() -> Result<()> {
             "--seed",
             "bins/case-api-sandbox/seed/demo.json",
         ]),
+        Cmd::Demo { broker } => demo::run(workspace_root()?, broker),
     }
 }
 
 /// Runs cargo from the workspace root; fails if it fails.
 fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask lives in the workspace")?;
-    let status = Command::new(&cargo)
+    let root = workspace_root()?;
+    let status = cargo_command()
         .args(args)
         .current_dir(root)
         .status()
-        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
     if !status.success() {
         bail!("`cargo {}` failed with {status}", args.join(" "));
     }
     Ok(())
+}
+
+/// The cargo that runs xtask (`$CARGO`), without the variables `cargo run` sets for xtask
+/// itself: leaking them into a nested build changes build-script fingerprints (ring reruns on
+/// `CARGO_MANIFEST_DIR`), so every `cargo xtask` would rebuild ring, rustls and tonic, and the
+/// next plain `cargo build` again.
+pub(crate) fn cargo_command() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// The workspace root (xtask's parent directory).
+fn workspace_root() -> Result<&'static Path> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")
 }

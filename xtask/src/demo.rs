@@ -17,7 +17,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use reader_runtime::testkit::{
     ReaderProcess, TestBroker, free_port, group_progress, metric_by_label, metric_sum, produce,
-    producer, tansu_binary, wait_caught_up,
+    producer, wait_caught_up,
 };
 use thirdparty_core::{CaseApi, FilterReason};
 use tokio::process::{Child, Command};
@@ -245,17 +245,9 @@ fn broker_name(broker: &TestBroker) -> &'static str {
     }
 }
 
-/// Fails with what to do when Tansu is not installed.
+/// Installs Tansu at the pinned version when it is missing.
 fn tansu_installed() -> Result<()> {
-    if tansu_binary().is_some() {
-        return Ok(());
-    }
-    bail!(
-        "--broker tansu: Tansu is not installed (looked at $TANSU_BIN, ~/.cargo/bin and PATH), \
-         and the demo does not install it. Install it with `cargo install tansu --version 0.6.0 \
-         --features dynostore,libsql --locked` (about 15 minutes on 2 cores), or run the demo \
-         on the embedded broker: `cargo xtask demo`."
-    )
+    crate::broker::ensure_tansu().map(|_| ())
 }
 
 /// Waits until the group has committed past `offset` of `topic`/`partition`.

@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <command>`.
 
+mod broker;
 mod demo;
 mod scenario;
 
@@ -33,6 +34,23 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "embedded")]
         broker: demo::BrokerKind,
     },
+    /// Installs Tansu at the pinned version if missing (cached in ~/.cargo/bin) and runs it on
+    /// loopback until interrupted.
+    Broker {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 9092)]
+        port: u16,
+        /// `memory://tansu/`, or `sqlite://tansu.db` (relative to the working directory) to keep
+        /// the log and committed offsets across restarts.
+        #[arg(long, default_value = "memory://tansu/")]
+        storage: String,
+        /// Install (if missing) and exit.
+        #[arg(long)]
+        install_only: bool,
+    },
+    /// The end-to-end scenarios on Tansu (installed if missing): crash and restart, a member
+    /// joining mid-stream, a poisoned message and the skip list.
+    E2e,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +90,11 @@ fn run(command: Cmd) -> Result<()> {
             "bins/case-api-sandbox/seed/demo.json",
         ]),
         Cmd::Demo { broker } => demo::run(workspace_root()?, broker),
+        Cmd::Broker {
+            install_only: true, ..
+        } => broker::ensure_tansu().map(|path| eprintln!("tansu: {}", path.display())),
+        Cmd::Broker { port, storage, .. } => broker::run(port, &storage),
+        Cmd::E2e => broker::e2e(workspace_root()?),
     }
 }
 

@@ -129,9 +129,7 @@ impl ConsumerContext for ReaderContext {
                 let partitions = elements(tpl);
                 tracing::info!(?partitions, "partitions revoked: draining");
                 drain(&self.registry, &partitions, self.drain_timeout);
-                if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
-                    tracing::warn!(error = %err, "commit on revoke failed");
-                }
+                commit_stored(consumer, "revoke");
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(err) => tracing::error!(error = %err, "rebalance error"),
@@ -218,6 +216,17 @@ fn elements_with_offsets(tpl: &TopicPartitionList) -> Vec<(String, i32, String)>
             )
         })
         .collect()
+}
+
+/// Commits the stored offsets synchronously. Nothing stored since the last commit is normal.
+fn commit_stored<C: Consumer<ReaderContext> + ?Sized>(consumer: &C, moment: &'static str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::debug!(moment, "stored offsets committed"),
+        Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => tracing::debug!(moment, "no new offset to commit"),
+        Err(err) => tracing::warn!(moment, error = %err, "offset commit failed"),
+    }
 }
 
 /// Stops the given partitions and waits (bounded, in total) for their in-flight events.
@@ -425,9 +434,7 @@ impl Reader {
                 .cloned()
                 .collect();
             drain(&registry, &keys, timeout);
-            if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::warn!(error = %err, "final commit failed");
-            }
+            commit_stored(consumer.as_ref(), "shutdown");
             poll_stop.cancel();
             if let Some(thread) = poll_thread {
                 let _ = thread.join();

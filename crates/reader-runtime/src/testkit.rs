@@ -65,10 +65,10 @@ pub fn tansu_binary() -> Option<std::path::PathBuf> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    if let Some(candidate) = cargo_home.map(|h| h.join("bin/tansu")) {
-        if candidate.is_file() {
-            return Some(candidate);
-        }
+    if let Some(candidate) = cargo_home.map(|h| h.join("bin/tansu"))
+        && candidate.is_file()
+    {
+        return Some(candidate);
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -91,7 +91,8 @@ impl TansuBroker {
     /// Starts Tansu with `storage` (`memory://tansu/`, or `sqlite://tansu.db` relative to
     /// `workdir`) and waits until it accepts connections.
     pub async fn start(storage: &str, workdir: &Path) -> Result<Self> {
-        let binary = tansu_binary().context("tansu is not installed: run `cargo xtask broker --install-only`")?;
+        let binary = tansu_binary()
+            .context("tansu is not installed: run `cargo xtask broker --install-only`")?;
         std::fs::create_dir_all(workdir)?;
         let mut broker = Self {
             child: None,
@@ -112,11 +113,10 @@ impl TansuBroker {
             .open(self.workdir.join("tansu.log"))?;
         let child = Command::new(&self.binary)
             .arg("broker")
-            .args(["--kafka-cluster-id", "case-third-party-reader"])
-            .args(["--kafka-listener-url", &url])
-            .args(["--kafka-advertised-listener-url", &url])
+            .args(["--cluster-id", "case-third-party-reader"])
+            .args(["--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", &self.storage])
-            .args(["--prometheus-listener-url", &format!("tcp://127.0.0.1:{}", free_port())])
             .current_dir(&self.workdir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -126,9 +126,16 @@ impl TansuBroker {
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
             if Instant::now() > deadline {
-                bail!("tansu did not listen on {} (see {})", self.port, self.workdir.join("tansu.log").display());
+                bail!(
+                    "tansu did not listen on {} (see {})",
+                    self.port,
+                    self.workdir.join("tansu.log").display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -161,10 +168,10 @@ impl TansuBroker {
             )
             .await?;
         for result in results {
-            if let Err((name, code)) = result {
-                if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                    bail!("creating {name}: {code}");
-                }
+            if let Err((name, code)) = result
+                && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+            {
+                bail!("creating {name}: {code}");
             }
         }
         Ok(())
@@ -177,7 +184,7 @@ pub enum TestBroker {
     /// librdkafka's mock cluster, in-process.
     Embedded(EmbeddedKafka),
     /// A Tansu process.
-    Tansu(TansuBroker),
+    Tansu(Box<TansuBroker>),
 }
 
 impl TestBroker {
@@ -188,7 +195,9 @@ impl TestBroker {
 
     /// A Tansu broker on in-memory storage, working in `workdir`.
     pub async fn tansu(workdir: &Path) -> Result<Self> {
-        Ok(Self::Tansu(TansuBroker::start("memory://tansu/", workdir).await?))
+        Ok(Self::Tansu(Box::new(
+            TansuBroker::start("memory://tansu/", workdir).await?,
+        )))
     }
 
     /// The bootstrap servers.

@@ -55,6 +55,12 @@ pub mod spans {
     pub const CREATE_TIMELINE_CELL: &str = "create_timeline_cell";
 }
 
+/// A log-friendly RFC 3339 rendering of a timestamp.
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
 /// Emits the pipeline's metrics for one flavor.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
@@ -94,7 +100,7 @@ impl Telemetry {
             org_id = changelog.org_id,
             changelog_type = %changelog.changelog_type,
             third_party_id = %changelog.third_party_id,
-            evt_timestamp = %changelog.event_timestamp,
+            evt_timestamp = %rfc3339(changelog.event_timestamp),
             latency_ms,
             "changelog processed"
         );
@@ -118,7 +124,7 @@ impl Telemetry {
             org_id = changelog.org_id,
             changelog_type = %changelog.changelog_type,
             third_party_id = %changelog.third_party_id,
-            evt_timestamp = %changelog.event_timestamp,
+            evt_timestamp = %rfc3339(changelog.event_timestamp),
             author = changelog.author.as_ref().and_then(|a| a.id.as_deref()).unwrap_or(""),
             is_from_datadog = reason == FilterReason::BreakSynchronizationCycle,
             reason = reason.as_str(),
@@ -148,7 +154,16 @@ impl Telemetry {
             crate::ErrorClass::Discard => {
                 counter!(DISCARDED, "flavor" => self.flavor.clone(), "error" => error.kind())
                     .increment(1);
-                tracing::error!(error = %error, class = "discard", "message discarded");
+                // Event types the webhook sends but we do not handle are routine: a warning,
+                // not an error page.
+                if matches!(
+                    error,
+                    HandleError::Decode(crate::DecodeError::UnsupportedEvent(_))
+                ) {
+                    tracing::warn!(error = %error, class = "discard", "message discarded");
+                } else {
+                    tracing::error!(error = %error, class = "discard", "message discarded");
+                }
             }
             _ => {
                 counter!(DECODING_FAILED, "flavor" => self.flavor.clone(), "error" => error.kind())

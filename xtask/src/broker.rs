@@ -1,0 +1,89 @@
+//! Tansu, the real Kafka-compatible broker of the end-to-end suite: installed at a pinned
+//! version (cached in `~/.cargo/bin`), run on loopback, and the suite run against it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The pinned Tansu release.
+pub const TANSU_VERSION: &str = "0.6.0";
+/// Without these features Tansu has no storage engine at all.
+const TANSU_FEATURES: &str = "dynostore,libsql";
+
+/// The Tansu binary at the pinned version, installing it first if it is missing (about 15
+/// minutes on 2 cores the first time).
+pub fn ensure_tansu() -> Result<PathBuf> {
+    if let Some(path) = installed() {
+        return Ok(path);
+    }
+    eprintln!("installing tansu {TANSU_VERSION} (first time only; ~15 minutes on 2 cores)");
+    let status = crate::cargo_command()
+        .args([
+            "install",
+            "tansu",
+            "--version",
+            TANSU_VERSION,
+            "--features",
+            TANSU_FEATURES,
+            "--locked",
+        ])
+        .status()
+        .context("running cargo install tansu")?;
+    if !status.success() {
+        bail!("cargo install tansu failed with {status}");
+    }
+    installed().context("tansu installed but not found in ~/.cargo/bin or on PATH")
+}
+
+/// The installed Tansu, if it reports the pinned version.
+fn installed() -> Option<PathBuf> {
+    let path = reader_runtime::testkit::tansu_binary()?;
+    let output = Command::new(&path).arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    version.contains(TANSU_VERSION).then_some(path)
+}
+
+/// Runs Tansu in the foreground on `127.0.0.1:port` until interrupted.
+pub fn run(port: u16, storage: &str) -> Result<()> {
+    let tansu = ensure_tansu()?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    eprintln!("tansu {TANSU_VERSION} on {url}, storage {storage} (Ctrl-C stops it)");
+    let status = Command::new(tansu)
+        .arg("broker")
+        .args(["--cluster-id", "case-third-party-reader"])
+        .args(["--listener-url", &url])
+        .args(["--advertised-listener-url", &url])
+        .args(["--storage-engine", storage])
+        .status()
+        .context("running tansu")?;
+    if !status.success() {
+        bail!("tansu exited with {status}");
+    }
+    Ok(())
+}
+
+/// Runs the end-to-end scenarios against Tansu (they start and stop their own broker).
+pub fn e2e(root: &std::path::Path) -> Result<()> {
+    let tansu = ensure_tansu()?;
+    let status = crate::cargo_command()
+        .args([
+            "test",
+            "-p",
+            "jira-reader",
+            "--test",
+            "e2e",
+            "tansu::",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("TANSU_BIN", tansu)
+        .current_dir(root)
+        .status()
+        .context("running the tansu end-to-end tests")?;
+    if !status.success() {
+        bail!("the end-to-end tests on tansu failed ({status})");
+    }
+    Ok(())
+}

@@ -342,6 +342,8 @@ fn endpoint(config: &GrpcCaseApiConfig) -> Result<Endpoint, ConfigError> {
         .timeout(config.timeout)
         .tcp_nodelay(true);
     if let Some(tls) = &config.tls {
+        // A `fips` build never configures TLS on a provider that is not in FIPS mode.
+        crate::crypto::init().map_err(|e| ConfigError::Tls(e.to_string()))?;
         let mut tls_config = ClientTlsConfig::new();
         tls_config = match &tls.ca_cert_pem {
             Some(pem) => tls_config.ca_certificate(Certificate::from_pem(pem)),

@@ -7,11 +7,14 @@
 //! - [`GrpcCaseApi`]: the tonic client implementing [`thirdparty_core::CaseApi`] (per-call
 //!   deadlines, optional TLS, bearer token, [`classify_status`]);
 //! - [`CachedSettingsClient`]: caches project settings and sync metadata (TTL + capacity) in
-//!   front of any [`thirdparty_core::CaseApi`].
+//!   front of any [`thirdparty_core::CaseApi`];
+//! - [`crypto`]: the TLS crypto provider, and with the `fips` feature the FIPS-mode provider
+//!   and its check.
 
 pub mod cached;
 pub mod client;
 pub mod convert;
+pub mod crypto;
 
 /// Code generated from `proto/`.
 #[allow(

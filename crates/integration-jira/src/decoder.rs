@@ -85,9 +85,11 @@ impl Decoder for JiraDecoder {
             });
         }
         let document: Value = serde_json::from_slice(value)?;
+        // Valid JSON of the wrong shape fails validation: discarded, not skipped.
         let Value::Object(root) = &document else {
-            return Err(DecodeError::Malformed(
-                "the message value is not a JSON object".to_owned(),
+            return Err(DecodeError::invalid(
+                "",
+                "the message value is not a JSON object",
             ));
         };
         decode_envelope(&Obj::new(root, ""))
@@ -203,8 +205,16 @@ fn event_time(
     comment: Option<&Obj<'_>>,
     received_at: Option<&str>,
 ) -> Result<OffsetDateTime, DecodeError> {
-    // The same instant in UTC, so every changelog prints its time the same way.
-    source_time(webhook, comment, received_at).map(|t| t.to_offset(UtcOffset::UTC))
+    // The same instant in UTC, so every changelog prints its time the same way; an instant
+    // that does not fit (past year 9999 once in UTC) or cannot print as RFC 3339 is invalid.
+    let time = source_time(webhook, comment, received_at)?
+        .checked_to_offset(UtcOffset::UTC)
+        .ok_or_else(|| {
+            DecodeError::invalid("webhook.timestamp", "the event time is out of range")
+        })?;
+    time.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|_| DecodeError::invalid("webhook.timestamp", "the event time is out of range"))?;
+    Ok(time)
 }
 
 fn source_time(
@@ -734,15 +744,19 @@ mod tests {
         for bytes in [
             &b""[..],
             b"not json",
-            b"[]",
-            b"\"jira\"",
-            b"null",
-            b"123456",
             &cloud[..cloud.len() / 2],
             b"\xff\xfe{}",
         ] {
             assert!(
                 matches!(decoder.decode(bytes), Err(DecodeError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // Valid JSON that is not an object fails validation: discarded, not skipped.
+        for bytes in [&b"[]"[..], b"\"jira\"", b"null", b"123456"] {
+            assert!(
+                matches!(decoder.decode(bytes), Err(DecodeError::Invalid { .. })),
                 "{:?}",
                 String::from_utf8_lossy(bytes)
             );
@@ -941,5 +955,20 @@ mod tests {
         ] {
             assert_eq!(decode_fixture(name), decode_fixture(name));
         }
+    }
+
+    #[test]
+    fn event_times_past_year_9999_in_utc_are_invalid_not_a_panic() {
+        let decoder = JiraDecoder::new();
+        let mut comment: serde_json::Value =
+            serde_json::from_slice(&fixture("cloud_comment_created")).unwrap();
+        let webhook = comment["webhook"].as_object_mut().unwrap();
+        webhook.remove("timestamp");
+        webhook["comment"]["created"] = serde_json::json!("9999-12-31T23:30:00.000-0100");
+        let bytes = serde_json::to_vec(&comment).unwrap();
+        assert!(matches!(
+            decoder.decode(&bytes),
+            Err(DecodeError::Invalid { .. })
+        ));
     }
 }

@@ -179,11 +179,8 @@ impl Filterer for JiraFilterer {
                 if !settings.field_synced(field) {
                     return Some(FilterReason::FieldJiraBiSyncDisabled);
                 }
-                if case
-                    .watermark(field)
-                    .is_some_and(|mark| changelog.event_timestamp < mark)
-                {
-                    return Some(FilterReason::OutOfOrderEvent);
+                if let Some(reason) = case.watermark_reason(field, changelog.event_timestamp) {
+                    return Some(reason);
                 }
                 if field == CaseField::Assignee {
                     return None;
@@ -464,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn watermarks_drop_older_events_only() {
+    fn watermarks_drop_older_events_as_out_of_order_and_equal_ones_as_replays() {
         let c = ids(
             Some("10000"),
             Some("3"),
@@ -476,8 +473,8 @@ mod tests {
             .insert(CaseField::Status, Watermark(AT));
         assert_eq!(
             filter(&c, &marked, &settings()),
-            None,
-            "equal is not out of order"
+            Some(FilterReason::DuplicateEvent),
+            "the change that set the watermark, replayed"
         );
         marked.field_watermarks.insert(
             CaseField::Status,

@@ -75,11 +75,12 @@ impl Decoder for ServiceNowDecoder {
             });
         }
         let document: Value = serde_json::from_slice(value)?;
+        // Valid JSON of the wrong shape fails validation: discarded, not skipped.
         let Value::Object(event) = &document else {
-            return Err(DecodeError::Malformed(format!(
-                "expected a JSON object, found {}",
-                type_name(&document)
-            )));
+            return Err(DecodeError::invalid(
+                "",
+                format!("expected a JSON object, found {}", type_name(&document)),
+            ));
         };
         decode_event(event)
     }
@@ -116,9 +117,10 @@ fn decode_event(event: &Map<String, Value>) -> Result<Vec<Changelog>, DecodeErro
             sys_id,
             updated_at,
         );
+        // `updatedBy` is a user name, not a display name: nothing is invented.
         c.author = updated_by.map(|name| Author {
             id: Some(name.to_owned()),
-            display_name: Some(name.to_owned()),
+            display_name: None,
         });
         c.case_reference = correlation_id.map(str::to_owned);
         c.metadata
@@ -327,7 +329,7 @@ mod tests {
             let mut v = json!({
                 "integration": "servicenow", "org_id": 123456, "third_party_id": "abc123",
                 "event_timestamp": "2024-01-15T10:30:00Z",
-                "author": {"id": "john.doe", "display_name": "john.doe"},
+                "author": {"id": "john.doe"},
                 "case_reference": "case-uuid",
                 "metadata": {"instance_name": "company"}
             });
@@ -356,7 +358,7 @@ mod tests {
                     "changelog_type": "create_comment",
                     "third_party_id": "9d3e5f7a1b2c4d6e8f0a1b2c3d4e5f6a",
                     "event_timestamp": "2024-03-04T16:45:12Z",
-                    "author": {"id": "beth.anglin", "display_name": "beth.anglin"},
+                    "author": {"id": "beth.anglin"},
                     "body": "Root cause identified: expired TLS certificate on the load balancer.",
                     "metadata": {"instance_name": "company"}
                 }),
@@ -365,7 +367,7 @@ mod tests {
                     "changelog_type": "create_comment",
                     "third_party_id": "9d3e5f7a1b2c4d6e8f0a1b2c3d4e5f6a",
                     "event_timestamp": "2024-03-04T16:45:12Z",
-                    "author": {"id": "beth.anglin", "display_name": "beth.anglin"},
+                    "author": {"id": "beth.anglin"},
                     "body": "Rotated the certificate via change CHG0030042; monitoring for 24h.",
                     "is_work_note": true,
                     "metadata": {"instance_name": "company"}
@@ -375,7 +377,7 @@ mod tests {
                     "changelog_type": "update_status",
                     "third_party_id": "9d3e5f7a1b2c4d6e8f0a1b2c3d4e5f6a",
                     "event_timestamp": "2024-03-04T16:45:12Z",
-                    "author": {"id": "beth.anglin", "display_name": "beth.anglin"},
+                    "author": {"id": "beth.anglin"},
                     "to_id": "6",
                     "metadata": {"instance_name": "company"}
                 }),
@@ -393,7 +395,7 @@ mod tests {
                 "changelog_type": "create_comment",
                 "third_party_id": "46d44a5dc0a8010e0106a1b2c3d4e5f6",
                 "event_timestamp": "2024-02-20T09:15:00Z",
-                "author": {"id": "abel.tuter", "display_name": "abel.tuter"},
+                "author": {"id": "abel.tuter"},
                 "body": "Escalated to the network team, waiting on packet captures.",
                 "is_work_note": true,
                 "case_reference": "3f2b6c1e-7d4a-4e2b-9a51-2c8d0e6f1a7b",
@@ -599,17 +601,17 @@ mod tests {
     #[test]
     fn non_json_and_wrong_shapes_are_malformed() {
         let d = ServiceNowDecoder::new();
-        for bytes in [
-            &b""[..],
-            b"not json",
-            b"{\"type\":",
-            b"[1,2]",
-            b"\"datadog_x_incident\"",
-            b"null",
-            b"\xff\xfe",
-        ] {
+        for bytes in [&b""[..], b"not json", b"{\"type\":", b"\xff\xfe"] {
             assert!(
                 matches!(d.decode(bytes), Err(DecodeError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // Valid JSON that is not an object fails validation: discarded, not skipped.
+        for bytes in [&b"[1,2]"[..], b"\"datadog_x_incident\"", b"null"] {
+            assert!(
+                matches!(d.decode(bytes), Err(DecodeError::Invalid { .. })),
                 "{:?}",
                 String::from_utf8_lossy(bytes)
             );

@@ -162,11 +162,8 @@ fn filter_status(
     if !settings.field_synced(CaseField::Status) {
         return Some(FilterReason::FieldSyncDisabled);
     }
-    if case
-        .watermark(CaseField::Status)
-        .is_some_and(|mark| changelog.event_timestamp < mark)
-    {
-        return Some(FilterReason::OutOfOrderEvent);
+    if let Some(reason) = case.watermark_reason(CaseField::Status, changelog.event_timestamp) {
+        return Some(reason);
     }
     let Some(code) = changelog.to_id.as_deref() else {
         return Some(FilterReason::InvalidFieldValue);
@@ -365,11 +362,14 @@ mod tests {
             filter(&state("2"), &newer, &settings()),
             Some(FilterReason::OutOfOrderEvent)
         );
-        // The same instant as the watermark is not out of order (a replay ends as no_change).
+        // The same instant as the watermark is the change that set it, replayed.
         let mut same = case();
         same.field_watermarks
             .insert(CaseField::Status, Watermark(T));
-        assert_eq!(filter(&state("2"), &same, &settings()), None);
+        assert_eq!(
+            filter(&state("2"), &same, &settings()),
+            Some(FilterReason::DuplicateEvent)
+        );
 
         assert_eq!(
             filter(&state("3"), &case(), &settings()),

@@ -50,6 +50,8 @@ enum Command {
         /// The file to check (defaults to --config).
         file: Option<PathBuf>,
     },
+    /// Report the TLS crypto module; exit 0 only in a `fips` build whose module is in FIPS mode.
+    FipsCheck,
 }
 
 #[derive(Debug, Args, Default)]
@@ -65,9 +67,28 @@ struct RunArgs {
     embedded_partitions: i32,
 }
 
+/// Exit code of a `fips` build whose TLS crypto module is not in FIPS mode.
+pub const EXIT_NOT_FIPS: u8 = 4;
+
 /// Runs a flavor's command line; returns the process exit code.
 pub fn main<F: Flavor>() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything can open a connection: a `fips` build runs on the FIPS module or not at all.
+    let crypto = match case_api::crypto::init() {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("error: {err}; refusing to start");
+            return ExitCode::from(EXIT_NOT_FIPS);
+        }
+    };
+    if let Some(Command::FipsCheck) = cli.command {
+        println!("{crypto}");
+        if crypto.fips_mode {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("error: not a FIPS build (built without the `fips` feature)");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
         .enable_all()
@@ -90,6 +111,7 @@ pub fn main<F: Flavor>() -> ExitCode {
             Some(Command::ValidateConfig { file }) => {
                 validate::<F>(file.as_deref().or(cli.config.as_deref()))
             }
+            Some(Command::FipsCheck) => Ok(ExitCode::SUCCESS),
         }
     });
     match result {

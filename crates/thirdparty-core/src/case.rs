@@ -77,6 +77,24 @@ impl Case {
         self.field_watermarks.get(&field).map(|w| w.0)
     }
 
+    /// The out-of-order check of a field change: an event older than the field's watermark is
+    /// `out_of_order_event`; one exactly at the watermark is a replay of the change that set it
+    /// (`duplicate_event`), even when someone has since edited the field in the case.
+    pub fn watermark_reason(
+        &self,
+        field: CaseField,
+        event_time: OffsetDateTime,
+    ) -> Option<crate::FilterReason> {
+        let mark = self.watermark(field)?;
+        if event_time < mark {
+            return Some(crate::FilterReason::OutOfOrderEvent);
+        }
+        if event_time == mark {
+            return Some(crate::FilterReason::DuplicateEvent);
+        }
+        None
+    }
+
     /// Whether the case already holds the value a change would write.
     pub fn holds(&self, change: &FieldChange) -> bool {
         match change {

@@ -84,7 +84,7 @@ filter_reasons! {
     InvalidFieldValue => "invalid_field_value",
     /// The event names no case and no third-party item to find one by.
     MissingCaseReference => "missing_case_reference",
-    /// The same comment was already created (idempotency key seen): a replay.
+    /// A replay: the comment's idempotency key was seen, or the field's watermark is this change's time.
     DuplicateEvent => "duplicate_event",
     /// An operator listed the message's `topic:partition:offset` in the skip list.
     SkippedByOperator => "skipped_by_operator",

@@ -387,9 +387,14 @@ fn table() -> Vec<Row> {
             "create_comment",
         )
         .replayed(),
-        row("due date replayed", R::NoChange, UPDATED, "update_due_date")
-            .message(|d| only_item(d, "duedate"))
-            .replayed(),
+        row(
+            "due date replayed",
+            R::DuplicateEvent,
+            UPDATED,
+            "update_due_date",
+        )
+        .message(|d| only_item(d, "duedate"))
+        .replayed(),
     ]
 }
 

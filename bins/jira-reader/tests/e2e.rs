@@ -742,3 +742,86 @@ mod embedded {
 mod tansu {
     scenarios!(Broker::Tansu, #[ignore = "needs Tansu: run `cargo xtask e2e`"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_decides_but_writes_nothing_and_commits_nothing() {
+    let env = Env::start(Broker::Embedded, 1).await;
+    let (config, health) = env.config("dry", 0, &[]);
+    let log = env.dir.join("dry.log");
+    let mut reader = ReaderProcess::spawn_with(
+        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
+        &config,
+        &["--dry-run"],
+        health,
+        &log,
+    )
+    .unwrap();
+    reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let before = env.api().await.get_case(123456, CASE_10002).await.unwrap();
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000;
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &issue_updated(
+            "10002",
+            t0,
+            json!([item(
+                "status",
+                Some("10000"),
+                Some("To Do"),
+                Some("3"),
+                Some("In Progress")
+            )]),
+        ),
+    )
+    .await
+    .unwrap();
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &comment_created("10002", "70001", t0 + 1, "dry"),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("changelog would apply (dry run)")
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dry run decided nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        env.api().await.get_case(123456, CASE_10002).await.unwrap(),
+        before
+    );
+    assert!(
+        env.api()
+            .await
+            .list_comments(123456, CASE_10002)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for group in [GROUP, "case-management-dry-run"] {
+        let progress = group_progress(&env.kafka.bootstrap(), group, TOPIC)
+            .await
+            .unwrap();
+        assert_eq!(progress[&0].0, 0, "{group} committed {progress:?}");
+    }
+    assert_eq!(
+        reader.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+}

@@ -173,9 +173,14 @@ pub fn classify_status(status: &Status, update: Option<&CaseUpdate>) -> CaseApiE
         status.message().to_owned()
     };
     match status.code() {
-        Code::Aborted => CaseApiError::VersionMismatch {
-            case_id: update.map(|u| u.case_id.clone()).unwrap_or_default(),
-            expected: update.map_or(0, |u| u.expected_version),
+        // ABORTED is a version mismatch only for a versioned write; on any other call it is a
+        // transient abort, retried like UNAVAILABLE (SPEC section 5).
+        Code::Aborted => match update {
+            Some(u) => CaseApiError::VersionMismatch {
+                case_id: u.case_id.clone(),
+                expected: u.expected_version,
+            },
+            None => CaseApiError::Unavailable(format!("aborted: {message}")),
         },
         Code::NotFound => CaseApiError::NotFound(message),
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {

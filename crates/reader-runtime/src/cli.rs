@@ -267,6 +267,10 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
     if args.dry_run {
         config.pipeline.dry_run = true;
     }
+    if config.pipeline.dry_run {
+        // A dry run never commits and never takes partitions from the real readers.
+        config.kafka.group_id = format!("{}-dry-run", config.kafka.group_id);
+    }
     let topic = if config.kafka.topic.is_empty() {
         F::DEFAULT_TOPIC.to_owned()
     } else {

@@ -332,8 +332,41 @@ impl<I> Config<I> {
         if self.case_api.timeout_ms == 0 {
             return Err(invalid("case_api.timeout_ms", "must be positive"));
         }
-        if self.pipeline.cache_ttl_s == 0 {
-            return Err(invalid("pipeline.cache_ttl_s", "must be positive"));
+        if !(1..=86_400).contains(&self.pipeline.cache_ttl_s) {
+            return Err(invalid(
+                "pipeline.cache_ttl_s",
+                "must be between 1 and 86400 (a day)",
+            ));
+        }
+        if !(1..=600_000).contains(&k.drain_timeout_ms) {
+            return Err(invalid(
+                "kafka.drain_timeout_ms",
+                "must be between 1 and 600000 (10 minutes)",
+            ));
+        }
+        if k.auto_commit_interval_ms > 3_600_000 {
+            return Err(invalid(
+                "kafka.auto_commit_interval_ms",
+                "must be at most 3600000 (an hour)",
+            ));
+        }
+        if self.case_api.timeout_ms > 600_000 || self.case_api.connect_timeout_ms > 600_000 {
+            return Err(invalid(
+                "case_api.timeout_ms",
+                "timeouts must be at most 600000 (10 minutes)",
+            ));
+        }
+        if self.retry.max_backoff_ms > 3_600_000 {
+            return Err(invalid(
+                "retry.max_backoff_ms",
+                "must be at most 3600000 (an hour)",
+            ));
+        }
+        if self.health.stall_timeout_s == 0 || self.health.stall_timeout_s > 86_400 {
+            return Err(invalid(
+                "health.stall_timeout_s",
+                "must be between 1 and 86400 (a day)",
+            ));
         }
         if self.retry.initial_backoff_ms == 0
             || self.retry.initial_backoff_ms > self.retry.max_backoff_ms
@@ -469,6 +502,15 @@ mod tests {
         let err = Config::<Flavor>::from_toml("", env(&[("CTPR_CASE_API__ENDPOINT", "ftp://x")]))
             .unwrap_err();
         assert!(err.to_string().contains("case_api.endpoint"), "{err}");
+        let err = Config::<Flavor>::from_toml("[pipeline]\ncache_ttl_s = 1000000000000", env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("pipeline.cache_ttl_s"), "{err}");
+        let err = Config::<Flavor>::from_toml(
+            &format!("[kafka]\ndrain_timeout_ms = {}", i64::MAX),
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("kafka.drain_timeout_ms"), "{err}");
         let err =
             Config::<Flavor>::from_toml("[pipeline]\ndry_run = \"yes\"", env(&[])).unwrap_err();
         assert!(err.to_string().contains("dry_run"), "{err}");

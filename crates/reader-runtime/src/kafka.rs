@@ -16,6 +16,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -23,6 +24,7 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientContext, TopicPartitionList};
+use std::panic::AssertUnwindSafe;
 use thirdparty_core::{MessagePosition, Payload, Pipeline};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -93,11 +95,15 @@ struct Shared {
     health: Arc<Health>,
     fatal: mpsc::UnboundedSender<String>,
     runtime: Handle,
+    /// False in dry runs: nothing is committed, so the real readers miss nothing.
+    store_offsets: bool,
 }
 
 /// The consumer context: rebalance callbacks (run on the poll thread).
 pub struct ReaderContext {
     consumer: OnceLock<Weak<ReaderConsumer>>,
+    /// Queues split in the assign pre-callback, started in the post-callback.
+    pending: Mutex<HashMap<(String, i32), PartitionQueue>>,
     registry: Registry,
     shared: Shared,
     drain_timeout: Duration,
@@ -113,6 +119,9 @@ impl std::fmt::Debug for ReaderContext {
 
 /// The consumer type.
 pub type ReaderConsumer = StreamConsumer<ReaderContext>;
+
+/// One partition's own queue.
+type PartitionQueue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<ReaderContext>;
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
@@ -131,7 +140,19 @@ impl ConsumerContext for ReaderContext {
                 drain(&self.registry, &partitions, self.drain_timeout);
                 commit_stored(consumer, "revoke");
             }
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(tpl) => {
+                // Split each new partition's queue before librdkafka starts fetching it, so no
+                // message of it can reach the main queue (the split marks the queue as
+                // application-forwarded, which the assignment keeps).
+                for (topic, partition) in elements(tpl) {
+                    if let Some(queue) = self.split(&topic, partition) {
+                        self.pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((topic, partition), queue);
+                    }
+                }
+            }
             Rebalance::Error(err) => tracing::error!(error = %err, "rebalance error"),
         }
     }
@@ -159,12 +180,23 @@ impl ConsumerContext for ReaderContext {
 }
 
 impl ReaderContext {
+    fn split(&self, topic: &str, partition: i32) -> Option<PartitionQueue> {
+        let consumer = self.consumer.get().and_then(Weak::upgrade)?;
+        consumer.split_partition_queue(topic, partition)
+    }
+
     fn start_partition(&self, topic: &str, partition: i32) {
         let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
             tracing::error!(topic, partition, "consumer gone while assigning");
             return;
         };
-        let Some(queue) = consumer.split_partition_queue(topic, partition) else {
+        let presplit = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(topic.to_owned(), partition));
+        let Some(queue) = presplit.or_else(|| consumer.split_partition_queue(topic, partition))
+        else {
             tracing::error!(topic, partition, "cannot split partition queue");
             return;
         };
@@ -259,11 +291,7 @@ struct PartitionWorker {
 }
 
 impl PartitionWorker {
-    async fn run(
-        self,
-        queue: rdkafka::consumer::stream_consumer::StreamPartitionQueue<ReaderContext>,
-        mut stray: mpsc::UnboundedReceiver<OwnedMessage>,
-    ) {
+    async fn run(self, queue: PartitionQueue, mut stray: mpsc::UnboundedReceiver<OwnedMessage>) {
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task started");
         loop {
             let message = tokio::select! {
@@ -299,19 +327,33 @@ impl PartitionWorker {
         drop(message);
         let s = &self.shared;
         s.health.begin(&self.topic, self.partition);
-        let handled = handle_with_retry(&s.pipeline, &payload, &s.retry, &self.stop).await;
+        // A panic while handling must not silently kill this partition's task: it ends the
+        // process like exhausted retries (offset not stored), so the restart retries it and
+        // an operator can skip it.
+        let handled = AssertUnwindSafe(handle_with_retry(
+            &s.pipeline,
+            &payload,
+            &s.retry,
+            &self.stop,
+        ))
+        .catch_unwind()
+        .await;
         s.health.end(&self.topic, self.partition);
+        let fatal = |why: String| {
+            let reason = format!("{}:{}:{offset}: {why}", self.topic, self.partition);
+            let _ = s.fatal.send(reason);
+            false
+        };
         match handled {
-            Handled::Done(_) => {
-                self.store(offset);
+            Ok(Handled::Done(_)) => {
+                if s.store_offsets {
+                    self.store(offset);
+                }
                 true
             }
-            Handled::Stopped => false,
-            Handled::Exhausted(err) => {
-                let reason = format!("{}:{}:{offset}: {err}", self.topic, self.partition);
-                let _ = s.fatal.send(reason);
-                false
-            }
+            Ok(Handled::Stopped) => false,
+            Ok(Handled::Exhausted(err)) => fatal(err.to_string()),
+            Err(_) => fatal("panicked while handling the message".into()),
         }
     }
 
@@ -365,11 +407,13 @@ impl Reader {
         retry: RetryConfig,
         health: Arc<Health>,
     ) -> Result<Self, StartError> {
+        let dry_run = pipeline.config().dry_run;
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         let registry: Registry = Arc::default();
         let drain_timeout = Duration::from_millis(kafka.drain_timeout_ms);
         let context = ReaderContext {
             consumer: OnceLock::new(),
+            pending: Mutex::default(),
             registry: registry.clone(),
             shared: Shared {
                 pipeline,
@@ -377,6 +421,7 @@ impl Reader {
                 health: health.clone(),
                 fatal: fatal_tx,
                 runtime: Handle::current(),
+                store_offsets: !dry_run,
             },
             drain_timeout,
         };
@@ -471,6 +516,10 @@ async fn poll_loop(
                 let registry = registry.lock().unwrap_or_else(|e| e.into_inner());
                 match registry.get(&key) {
                     Some(handle) => {
+                        tracing::warn!(
+                            topic = %key.0, partition = key.1, offset = message.offset(),
+                            "message reached the main queue; handing it to its partition"
+                        );
                         let _ = handle.stray.send(message);
                     }
                     None => tracing::error!(

@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <command>`.
 
+mod bench;
 mod broker;
 mod demo;
 mod scenario;
@@ -51,6 +52,16 @@ enum Cmd {
     /// The end-to-end scenarios on Tansu (installed if missing): crash and restart, a member
     /// joining mid-stream, a poisoned message and the skip list.
     E2e,
+    /// Throughput, latency, decode speed and cache effectiveness as ratios to limits measured in
+    /// the same run; writes target/bench/report.{json,md} and prints the table.
+    Bench {
+        /// Smaller runs (under 3 minutes).
+        #[arg(long)]
+        quick: bool,
+        /// The Kafka broker to run on.
+        #[arg(long, value_enum, default_value = "embedded")]
+        broker: demo::BrokerKind,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +106,7 @@ fn run(command: Cmd) -> Result<()> {
         } => broker::ensure_tansu().map(|path| eprintln!("tansu: {}", path.display())),
         Cmd::Broker { port, storage, .. } => broker::run(port, &storage),
         Cmd::E2e => broker::e2e(workspace_root()?),
+        Cmd::Bench { quick, broker } => bench::run(workspace_root()?, quick, broker),
     }
 }
 

@@ -1,0 +1,1281 @@
+//! `cargo xtask bench [--quick] [--broker tansu]`: throughput, latency, decode speed and cache
+//! effectiveness, each reported as a ratio against a limit measured in the same run, on the same
+//! broker and the same sandbox (the machine is shared and noisy: absolute figures move, ratios
+//! much less).
+//!
+//! One run, in this order:
+//! 1. decode: the criterion benchmark `integration-jira/benches/decode.rs` (typed Jira decode of
+//!    an ~8 KiB webhook against a `serde_json::Value` parse of the same bytes);
+//! 2. limit A: a bare rdkafka consumer with the reader's client settings reads topic T;
+//! 3. filtered: the release jira-reader reads T, where every event is dropped by the pre-filter
+//!    (the Jira project has no sync metadata);
+//! 4. limit B: sequential `UpdateCase` round trips from one client to the sandbox;
+//! 5. applied: the reader applies title changes over many seeded cases at 1, 2 and 4
+//!    partitions (a fresh reader and topic each);
+//! 6. latency: a fresh reader on one partition, events produced at a steady rate with their
+//!    webhook timestamp = produce time; p50 and p99 from the reader's `end_to_end_latency`.
+//!
+//! Throughput is measured from the readers' `/metrics` counters, from the first event handled to
+//! the last (so the group join is not counted), with the topic filled before the reader starts.
+//! The sandbox runs inside this process so its per-method call counts are exact (settings and
+//! metadata RPCs per 1,000 events). Peak RSS is each reader's `VmHWM`.
+//!
+//! Writes `target/bench/report.json`, `report.md` and `throughput.svg`, and prints the table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
+use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use reader_runtime::config::KafkaConfig;
+use reader_runtime::testkit::{TestBroker, free_port, http_get, metric_by_label, metric_sum};
+use serde_json::{Value, json};
+use thirdparty_core::{CaseApi, CaseUpdate, FieldChange};
+use tokio::process::{Child, Command};
+
+use crate::demo::BrokerKind;
+
+/// The ~8 KiB webhook the decode benchmark uses; every Kafka message is derived from it.
+const WEBHOOK: &str = include_str!("../../crates/integration-jira/benches/issue_updated_8k.json");
+/// Changelog items in [`WEBHOOK`]: the filtered traffic yields this many changelogs per event.
+const WEBHOOK_ITEMS: u64 = 7;
+/// The org, Jira site and project the demo seed configures for Jira.
+const ORG_ID: u64 = 123_456;
+const PROJECT_ID: &str = "b7e2c1a4-5d3f-4e8a-9c61-0f2d4a7b8e01";
+/// A Jira project without sync metadata: the pre-filter drops its events.
+const UNCONFIGURED_JIRA_PROJECT: &str = "10999";
+/// An author that is not one of our sync accounts (John Smith in the demo seed).
+const AUTHOR: &str = "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077";
+/// Jira issue ids of the seeded bench cases start here.
+const FIRST_ISSUE: u64 = 900_000;
+/// Partition counts of the applied traffic.
+const PARTITIONS: [i32; 3] = [1, 2, 4];
+/// The reader's librdkafka pass-through, shared by the bare consumer (limit A).
+const KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "500"),
+    ("fetch.wait.max.ms", "20"),
+];
+/// Unconsumed events per partition the feeder allows (well under the mock cluster's ~5 MiB
+/// partition retention).
+const MAX_BACKLOG: u64 = 300;
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How much traffic each phase gets.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    /// Messages on topic T (limit A and filtered traffic).
+    filtered_events: u64,
+    /// Messages per applied run.
+    applied_events: u64,
+    /// Seeded cases the applied traffic spreads over (a multiple of 4).
+    cases: u64,
+    /// Duration of the limit-B loop.
+    limit_b: Duration,
+    /// Duration of the latency phase.
+    latency: Duration,
+    /// Criterion warm-up and measurement times, in seconds.
+    criterion: (u32, u32),
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                filtered_events: 20_000,
+                applied_events: 3_000,
+                cases: 400,
+                limit_b: Duration::from_secs(3),
+                latency: Duration::from_secs(5),
+                criterion: (1, 2),
+            }
+        } else {
+            Self {
+                filtered_events: 100_000,
+                applied_events: 15_000,
+                cases: 2_000,
+                limit_b: Duration::from_secs(10),
+                latency: Duration::from_secs(15),
+                criterion: (3, 5),
+            }
+        }
+    }
+}
+
+/// Runs the benchmark from the workspace `root`.
+pub fn run(root: &Path, quick: bool, broker: BrokerKind) -> Result<()> {
+    let started = Instant::now();
+    let sizes = Sizes::new(quick);
+    if broker == BrokerKind::Tansu {
+        crate::broker::ensure_tansu()?;
+    }
+    let reader = build_reader(root)?;
+    let dir = target_dir(root).join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    println!("Decode benchmark (criterion)...");
+    let decode = decode_bench(root, sizes)?;
+    println!(
+        "  typed {:.1} µs, Value {:.1} µs",
+        decode.typed_ns / 1e3,
+        decode.value_ns / 1e3
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    let measured = runtime.block_on(async {
+        tokio::select! {
+            result = measure(&dir, broker, &reader, sizes) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+    });
+    drop(runtime);
+    let measured = measured.with_context(|| format!("logs in {}", dir.display()))?;
+
+    let report = Report {
+        quick,
+        broker,
+        decode,
+        measured,
+        sizes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    report.write(&dir)?;
+    print!("{}", report.table());
+    println!(
+        "\nWrote {0}/report.json, {0}/report.md and {0}/throughput.svg in {1:.0} s.",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+// ---- build and decode ---------------------------------------------------------------------
+
+/// `cargo build --release -p jira-reader`; returns the executable.
+fn build_reader(root: &Path) -> Result<PathBuf> {
+    println!("Building jira-reader (release)...");
+    let output = crate::cargo_command()
+        .args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+            "-p",
+            "jira-reader",
+        ])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    if !output.status.success() {
+        bail!("`cargo build --release` failed with {}", output.status);
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|m| m["target"]["name"] == "jira-reader" && m["executable"].is_string())
+        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo build reported no jira-reader executable")
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+/// Mean times per decode, from criterion.
+#[derive(Debug, Clone, Copy)]
+struct Decode {
+    typed_ns: f64,
+    value_ns: f64,
+}
+
+/// Runs the criterion benchmark and reads its `--output-format bencher` lines.
+fn decode_bench(root: &Path, sizes: Sizes) -> Result<Decode> {
+    let (warm_up, measurement) = sizes.criterion;
+    let output = crate::cargo_command()
+        .args([
+            "bench",
+            "-p",
+            "integration-jira",
+            "--bench",
+            "decode",
+            "--",
+            "--output-format",
+            "bencher",
+            "--warm-up-time",
+            &warm_up.to_string(),
+            "--measurement-time",
+            &measurement.to_string(),
+        ])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench")?;
+    if !output.status.success() {
+        bail!("`cargo bench` failed with {}", output.status);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ns = |name: &str| -> Result<f64> {
+        // "test jira_decode_8k/typed ... bench:       12,345 ns/iter (+/- 67)"
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("test jira_decode_8k/{name} ")))
+            .with_context(|| format!("no `{name}` line in the criterion output:\n{text}"))?;
+        let figure = line
+            .split("bench:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .with_context(|| format!("unexpected criterion line `{line}`"))?;
+        figure
+            .replace(',', "")
+            .parse()
+            .with_context(|| format!("unexpected criterion figure in `{line}`"))
+    };
+    Ok(Decode {
+        typed_ns: ns("typed")?,
+        value_ns: ns("value")?,
+    })
+}
+
+// ---- the measured phases ------------------------------------------------------------------
+
+/// Everything measured against the broker and the sandbox.
+#[derive(Debug, Default)]
+struct Measured {
+    broker: String,
+    bare_consumer_eps: f64,
+    filtered_eps: f64,
+    filtered_changelogs: u64,
+    filtered_case_lookups: u64,
+    filtered_reasons: BTreeMap<String, f64>,
+    grpc_limit_cps: f64,
+    grpc_limit_calls: u64,
+    applied: Vec<Applied>,
+    settings_rpcs: u64,
+    metadata_rpcs: u64,
+    applied_total: u64,
+    latency_rate_eps: f64,
+    latency_events: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_rss_mib: f64,
+}
+
+/// One applied run.
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    partitions: i32,
+    events: u64,
+    eps: f64,
+    case_api_calls_per_event: f64,
+}
+
+async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> Result<Measured> {
+    let broker = match kind {
+        BrokerKind::Embedded => TestBroker::embedded()?,
+        BrokerKind::Tansu => TestBroker::tansu(&dir.join("tansu")).await?,
+    };
+    let bootstrap = broker.bootstrap();
+    let mut m = Measured {
+        broker: match broker {
+            TestBroker::Embedded(_) => "embedded mock cluster".into(),
+            TestBroker::Tansu(_) => "Tansu".into(),
+        },
+        ..Measured::default()
+    };
+    println!("Kafka ({}) on {bootstrap}", m.broker);
+
+    let sandbox = SandboxServer::bind(
+        SandboxConfig {
+            seed: Some(seed(sizes.cases)?),
+            ..SandboxConfig::default()
+        },
+        "127.0.0.1:0".parse()?,
+    )
+    .await
+    .map_err(|e| anyhow!("starting the sandbox: {e}"))?;
+    let endpoint = sandbox.endpoint();
+    println!("Sandbox Case API on {endpoint} (in this process)");
+    let calls = |method: &str| sandbox.faults().calls(method);
+    let producer = bulk_producer(&bootstrap)?;
+    let mut clock = EventClock::new();
+    let template: Value = serde_json::from_str(WEBHOOK).context("parsing the webhook")?;
+
+    // Limit A and filtered traffic, on topic T.
+    let topic = "bench-jira-filtered";
+    broker.create_topic(topic, 1).await?;
+    let filtered: Vec<(String, Vec<u8>)> = (0..sizes.filtered_events)
+        .map(|i| {
+            let issue = FIRST_ISSUE + i % sizes.cases;
+            let value = filtered_message(&template, issue, clock.next())?;
+            Ok((issue.to_string(), value))
+        })
+        .collect::<Result<_>>()?;
+    println!(
+        "Topic T: {} events of {} bytes (fed while consumed, one copy per consumer)",
+        filtered.len(),
+        filtered[0].1.len()
+    );
+    let bare_topic = "bench-jira-filtered-bare";
+    broker.create_topic(bare_topic, 1).await?;
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    let (fed, bare) = tokio::join!(
+        feed(&producer, bare_topic, 1, &filtered, rx),
+        bare_consumer(&bootstrap, bare_topic, sizes.filtered_events, tx)
+    );
+    fed?;
+    m.bare_consumer_eps = bare?;
+    println!(
+        "  limit A (bare consumer): {:.0} events/s",
+        m.bare_consumer_eps
+    );
+
+    let lookups = || calls("GetCase") + calls("FindCaseByExternalReference");
+    let lookups_before = lookups();
+    let mut reader = Reader::start(binary, dir, "filtered", &bootstrap, topic, &endpoint)?;
+    reader.wait_ready().await?;
+    let filtered_name = "dd_case_third_party_reader_jira_filtered";
+    let expected = sizes.filtered_events * WEBHOOK_ITEMS;
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    let (fed, rate) = tokio::join!(
+        feed(&producer, topic, 1, &filtered, rx),
+        reader.rate(
+            expected,
+            |text| metric_sum(text, filtered_name, &[]),
+            WEBHOOK_ITEMS,
+            tx
+        )
+    );
+    fed?;
+    drop(filtered);
+    m.filtered_eps = rate? / WEBHOOK_ITEMS as f64;
+    m.filtered_changelogs = expected;
+    m.filtered_reasons = metric_by_label(&reader.metrics().await?, filtered_name, "reason");
+    m.filtered_case_lookups = lookups() - lookups_before;
+    m.peak_rss_mib = m.peak_rss_mib.max(reader.peak_rss_mib()?);
+    reader.stop().await?;
+    println!("  filtered traffic: {:.0} events/s", m.filtered_eps);
+
+    // Limit B.
+    let api = GrpcCaseApi::connect(&GrpcCaseApiConfig::new(endpoint.clone()))
+        .await
+        .map_err(|e| anyhow!("connecting to the sandbox: {e}"))?;
+    let before = calls("UpdateCase");
+    m.grpc_limit_cps = grpc_limit(&api, sizes, &mut clock).await?;
+    m.grpc_limit_calls = calls("UpdateCase") - before;
+    println!(
+        "  limit B (UpdateCase round trips): {:.0} calls/s",
+        m.grpc_limit_cps
+    );
+
+    // Applied traffic at 1, 2 and 4 partitions.
+    let processed =
+        |text: &str| metric_sum(text, "dd_case_third_party_reader_changelog_processed", &[]);
+    for partitions in PARTITIONS {
+        let topic = format!("bench-jira-applied-{partitions}");
+        broker.create_topic(&topic, partitions).await?;
+        let messages: Vec<(String, Vec<u8>)> = (0..sizes.applied_events)
+            .map(|i| {
+                let issue = FIRST_ISSUE + i % sizes.cases;
+                let value = applied_message(&template, issue, i, clock.next())?;
+                Ok((issue.to_string(), value))
+            })
+            .collect::<Result<_>>()?;
+        let (settings, metadata) = (calls("GetProjectSettings"), calls("ListSyncMetadata"));
+        let all_before = calls("*");
+        let name = format!("applied-{partitions}");
+        let mut reader = Reader::start(binary, dir, &name, &bootstrap, &topic, &endpoint)?;
+        reader.wait_ready().await?;
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let (fed, eps) = tokio::join!(
+            feed(&producer, &topic, partitions, &messages, rx),
+            reader.rate(sizes.applied_events, processed, 1, tx)
+        );
+        fed?;
+        let eps = eps?;
+        drop(messages);
+        m.peak_rss_mib = m.peak_rss_mib.max(reader.peak_rss_mib()?);
+        reader.stop().await?;
+        m.settings_rpcs += calls("GetProjectSettings") - settings;
+        m.metadata_rpcs += calls("ListSyncMetadata") - metadata;
+        m.applied_total += sizes.applied_events;
+        let per_event = (calls("*") - all_before) as f64 / sizes.applied_events as f64;
+        println!(
+            "  applied, {partitions} partition(s): {eps:.0} events/s ({per_event:.2} Case API calls per event)"
+        );
+        m.applied.push(Applied {
+            partitions,
+            events: sizes.applied_events,
+            eps,
+            case_api_calls_per_event: per_event,
+        });
+    }
+
+    // Latency at a steady rate below capacity.
+    let topic = "bench-jira-latency";
+    broker.create_topic(topic, 1).await?;
+    let mut reader = Reader::start(binary, dir, "latency", &bootstrap, topic, &endpoint)?;
+    reader.wait_ready().await?;
+    let capacity = m.applied.first().map(|a| a.eps).unwrap_or(100.0);
+    m.latency_rate_eps = (capacity * 0.5).clamp(10.0, 200.0).round();
+    let sent = paced(
+        &producer,
+        topic,
+        &template,
+        m.latency_rate_eps,
+        sizes,
+        &mut clock,
+    )
+    .await?;
+    m.latency_events = sent;
+    reader.wait_count(sent, processed).await?;
+    let text = reader.metrics().await?;
+    let latency = "case_case_third_party_reader_end_to_end_latency";
+    m.p50_ms = metric_sum(&text, latency, &[("quantile", "0.5")]);
+    m.p99_ms = metric_sum(&text, latency, &[("quantile", "0.99")]);
+    m.peak_rss_mib = m.peak_rss_mib.max(reader.peak_rss_mib()?);
+    reader.stop().await?;
+    println!(
+        "  latency at {:.0} events/s: p50 {:.1} ms, p99 {:.1} ms",
+        m.latency_rate_eps, m.p50_ms, m.p99_ms
+    );
+
+    drop(api);
+    sandbox
+        .shutdown()
+        .await
+        .map_err(|e| anyhow!("stopping the sandbox: {e}"))?;
+    drop(broker);
+    Ok(m)
+}
+
+/// The demo seed plus `cases` cases in the Jira project, each referenced by one Jira issue.
+fn seed(cases: u64) -> Result<Seed> {
+    let mut doc: Value = serde_json::from_str(DEMO_SEED_JSON).context("parsing the demo seed")?;
+    let list = doc["cases"]
+        .as_array_mut()
+        .context("the demo seed has a `cases` list")?;
+    for i in 0..cases {
+        list.push(json!({
+            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "org_id": ORG_ID,
+            "project_id": PROJECT_ID,
+            "version": 1,
+            "title": format!("Bench case {i}"),
+            "description": "",
+            "priority": "P3",
+            "status": "OPEN",
+            "assignee_id": null,
+            "due_date": null,
+            "created_at": "2024-01-15T09:45:00Z",
+            "external_references": [{ "integration": "jira", "reference": (FIRST_ISSUE + i).to_string() }],
+            "field_watermarks": {}
+        }));
+    }
+    Seed::from_json(&doc.to_string()).context("the bench seed")
+}
+
+/// Strictly increasing event times (epoch ms), starting an hour ago so they stay in the past;
+/// the latency phase uses the wall clock, which is later still.
+#[derive(Debug)]
+struct EventClock {
+    next_ms: i64,
+}
+
+impl EventClock {
+    fn new() -> Self {
+        Self {
+            next_ms: now_ms() - 3_600_000,
+        }
+    }
+
+    fn next(&mut self) -> i64 {
+        self.next_ms += 1;
+        self.next_ms
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The webhook of `issue` at `timestamp`, by a user who is not one of our sync accounts.
+fn message(template: &Value, issue: u64, timestamp: i64) -> Value {
+    let mut message = template.clone();
+    let webhook = &mut message["webhook"];
+    webhook["timestamp"] = json!(timestamp);
+    webhook["user"]["accountId"] = json!(AUTHOR);
+    webhook["user"]["displayName"] = json!("John Smith");
+    webhook["issue"]["id"] = json!(issue.to_string());
+    webhook["issue"]["key"] = json!(format!("PROJ-{issue}"));
+    message
+}
+
+/// Every item of the webhook, in a project without sync metadata: all pre-filtered.
+fn filtered_message(template: &Value, issue: u64, timestamp: i64) -> Result<Vec<u8>> {
+    let mut message = message(template, issue, timestamp);
+    message["webhook"]["issue"]["fields"]["project"]["id"] = json!(UNCONFIGURED_JIRA_PROJECT);
+    Ok(serde_json::to_vec(&message)?)
+}
+
+/// One title change (a summary item) to a new title, applied to the case of `issue`.
+fn applied_message(template: &Value, issue: u64, n: u64, timestamp: i64) -> Result<Vec<u8>> {
+    let mut message = message(template, issue, timestamp);
+    let title = format!("Checkout p99 latency above SLO in eu-west (revision {n}, {timestamp})");
+    message["webhook"]["issue"]["fields"]["summary"] = json!(title);
+    message["webhook"]["changelog"]["items"] = json!([{
+        "field": "summary",
+        "fieldtype": "jira",
+        "fieldId": "summary",
+        "from": null,
+        "fromString": "Checkout latency above SLO",
+        "to": null,
+        "toString": title,
+    }]);
+    Ok(serde_json::to_vec(&message)?)
+}
+
+// ---- Kafka --------------------------------------------------------------------------------
+
+/// A producer that batches, to fill topics quickly (filling is not measured).
+fn bulk_producer(bootstrap: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "2097151")
+        .create()
+        .context("creating a producer")
+}
+
+/// Produces `messages` to `topic` (a message's partition is its numeric key mod `partitions`,
+/// so a case always lands on one partition) while keeping at most [`MAX_BACKLOG`] unconsumed
+/// events per partition, as `consumed` reports them: the embedded mock cluster keeps only
+/// ~5 MiB per partition (about 600 of these events), so topics cannot be filled up front.
+async fn feed(
+    producer: &FutureProducer,
+    topic: &str,
+    partitions: i32,
+    messages: &[(String, Vec<u8>)],
+    consumed: tokio::sync::watch::Receiver<u64>,
+) -> Result<()> {
+    let max_backlog = MAX_BACKLOG * partitions as u64;
+    let mut pending = std::collections::VecDeque::new();
+    for (produced, (key, value)) in (0u64..).zip(messages) {
+        while produced.saturating_sub(*consumed.borrow()) >= max_backlog {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let partition = key
+            .parse::<u64>()
+            .map(|k| (k % partitions as u64) as i32)
+            .unwrap_or(0);
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(value)
+            .partition(partition);
+        let future = producer
+            .send_result(record)
+            .map_err(|(e, _)| anyhow!("producing to {topic}: {e}"))?;
+        pending.push_back(future);
+        while pending.len() > 64 {
+            if let Some(future) = pending.pop_front() {
+                delivered(topic, future.await)?;
+            }
+        }
+    }
+    for future in pending {
+        delivered(topic, future.await)?;
+    }
+    Ok(())
+}
+
+fn delivered<T, E: std::fmt::Display, M, C>(
+    topic: &str,
+    result: Result<Result<T, (E, M)>, C>,
+) -> Result<()> {
+    match result {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => bail!("producing to {topic}: {e}"),
+        Err(_) => bail!("producing to {topic}: delivery cancelled"),
+    }
+}
+
+/// The reader's Kafka settings (also written into its TOML).
+fn kafka_config(bootstrap: &str, topic: &str, group: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: bootstrap.to_owned(),
+        topic: topic.to_owned(),
+        group_id: group.to_owned(),
+        auto_offset_reset: "earliest".to_owned(),
+        auto_commit_interval_ms: 100,
+        drain_timeout_ms: 5000,
+        properties: KAFKA_PROPERTIES
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+/// Limit A: a consumer with the reader's client settings reads `count` messages of `topic`;
+/// events/s from the first message to the last.
+async fn bare_consumer(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    progress: tokio::sync::watch::Sender<u64>,
+) -> Result<f64> {
+    let config = kafka_config(bootstrap, topic, "bench-bare-consumer");
+    let consumer: StreamConsumer = reader_runtime::kafka::client_config(&config)
+        .create()
+        .context("creating the bare consumer")?;
+    consumer.subscribe(&[topic])?;
+    let mut first = None;
+    let mut seen = 0u64;
+    let mut bytes = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < count {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("the bare consumer received nothing for 30 s")??;
+        first.get_or_insert_with(Instant::now);
+        bytes += message.payload().map_or(0, <[u8]>::len);
+        seen += 1;
+        if seen.is_multiple_of(16) {
+            progress.send_replace(seen);
+        }
+        if Instant::now() > deadline {
+            bail!("the bare consumer read only {seen} of {count} messages");
+        }
+    }
+    let elapsed = first.map(|t| t.elapsed()).unwrap_or_default();
+    std::hint::black_box(bytes);
+    Ok((count - 1) as f64 / elapsed.as_secs_f64())
+}
+
+/// Produces one applied event at a time at `rate` events/s for the latency phase, each stamped
+/// with its produce time; returns how many.
+async fn paced(
+    producer: &FutureProducer,
+    topic: &str,
+    template: &Value,
+    rate: f64,
+    sizes: Sizes,
+    clock: &mut EventClock,
+) -> Result<u64> {
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = Instant::now() + sizes.latency;
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        interval.tick().await;
+        let issue = FIRST_ISSUE + sent % sizes.cases;
+        // Later than every event time used so far, so no event is out of order.
+        let timestamp = now_ms().max(clock.next());
+        let value = applied_message(template, issue, sent, timestamp)?;
+        let key = issue.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(&value)
+                    .partition(0),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| anyhow!("producing to {topic}: {e}"))?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+// ---- Case API -----------------------------------------------------------------------------
+
+/// Limit B: sequential `UpdateCase` title writes from one client over the seeded cases.
+async fn grpc_limit(api: &GrpcCaseApi, sizes: Sizes, clock: &mut EventClock) -> Result<f64> {
+    let mut versions: Vec<u64> = Vec::with_capacity(sizes.cases as usize);
+    for i in 0..sizes.cases {
+        let case = api
+            .get_case(ORG_ID, &case_id(i))
+            .await
+            .map_err(|e| anyhow!("reading a bench case: {e}"))?
+            .context("a bench case is missing")?;
+        versions.push(case.version);
+    }
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < sizes.limit_b {
+        let i = (n % sizes.cases) as usize;
+        let timestamp = clock.next();
+        let update = CaseUpdate {
+            org_id: ORG_ID,
+            case_id: case_id(i as u64),
+            expected_version: versions[i],
+            change: FieldChange::Title(format!("Limit B write {n}")),
+            source_event_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(timestamp) * 1_000_000,
+            )?,
+            integration: "jira".to_owned(),
+        };
+        let case = api
+            .update_case(&update)
+            .await
+            .map_err(|e| anyhow!("UpdateCase: {e}"))?;
+        versions[i] = case.version;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn case_id(i: u64) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+// ---- the reader ---------------------------------------------------------------------------
+
+/// The release jira-reader as a child process (killed on drop).
+struct Reader {
+    child: Child,
+    health: SocketAddr,
+    name: String,
+}
+
+impl Reader {
+    fn start(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        bootstrap: &str,
+        topic: &str,
+        endpoint: &str,
+    ) -> Result<Self> {
+        let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let kafka = kafka_config(bootstrap, topic, &format!("bench-{name}"));
+        let mut properties = String::new();
+        for (key, value) in &kafka.properties {
+            let _ = writeln!(properties, "{key:?} = {value:?}");
+        }
+        let config = format!(
+            r#"# Written by `cargo xtask bench`.
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+group_id = "{group}"
+auto_offset_reset = "{reset}"
+auto_commit_interval_ms = {commit}
+drain_timeout_ms = {drain}
+
+[kafka.properties]
+{properties}
+[case_api]
+endpoint = "{endpoint}"
+timeout_ms = 2000
+
+[retry]
+max_retries = 3
+initial_backoff_ms = 50
+max_backoff_ms = 500
+
+[health]
+listen = "{health}"
+"#,
+            brokers = kafka.brokers,
+            group = kafka.group_id,
+            reset = kafka.auto_offset_reset,
+            commit = kafka.auto_commit_interval_ms,
+            drain = kafka.drain_timeout_ms,
+        );
+        let path = dir.join(format!("reader-{name}.toml"));
+        std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+        let log = dir.join(format!("reader-{name}.log"));
+        let log =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(&path)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self {
+            child,
+            health,
+            name: name.to_owned(),
+        })
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok((200, _)) = http_get(self.health, "/ready").await {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the {} reader exited before it was ready: {status}",
+                    self.name
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the {} reader is not ready after {READY_TIMEOUT:?}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn metrics(&self) -> Result<String> {
+        match http_get(self.health, "/metrics").await? {
+            (200, body) => Ok(body),
+            (status, _) => bail!("/metrics of the {} reader answered {status}", self.name),
+        }
+    }
+
+    /// Polls `count_of(/metrics)` until it reaches `expected`; the rate from the first sample
+    /// above zero to the last.
+    /// `progress` gets the count divided by `per_event` (events handled) at every sample.
+    async fn rate(
+        &self,
+        expected: u64,
+        count_of: impl Fn(&str) -> f64,
+        per_event: u64,
+        progress: tokio::sync::watch::Sender<u64>,
+    ) -> Result<f64> {
+        let mut first: Option<(Instant, f64)> = None;
+        let mut last = (Instant::now(), 0.0);
+        let mut progress_at = Instant::now();
+        loop {
+            let count = count_of(&self.metrics().await?);
+            progress.send_replace(count as u64 / per_event);
+            let now = Instant::now();
+            if count > last.1 {
+                progress_at = now;
+            }
+            if count > 0.0 && first.is_none() {
+                first = Some((now, count));
+            }
+            last = (now, count);
+            if count >= expected as f64 {
+                break;
+            }
+            if progress_at.elapsed() > Duration::from_secs(30) {
+                bail!(
+                    "the {} reader stalled at {count} of {expected} (see reader-{}.log)",
+                    self.name,
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (t0, c0) = first.unwrap_or(last);
+        let elapsed = last.0.duration_since(t0).as_secs_f64();
+        if elapsed <= 0.0 {
+            bail!(
+                "the {} reader finished within one sample: more events needed",
+                self.name
+            );
+        }
+        Ok((last.1 - c0) / elapsed)
+    }
+
+    async fn wait_count(&mut self, expected: u64, count_of: impl Fn(&str) -> f64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.metrics().await?;
+            if count_of(&text) >= expected as f64 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let filtered =
+                    metric_by_label(&text, "dd_case_third_party_reader_jira_filtered", "reason");
+                bail!(
+                    "the {} reader applied {} of {expected} (filtered: {filtered:?})",
+                    self.name,
+                    count_of(&text)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `VmHWM` of the process, in MiB.
+    fn peak_rss_mib(&self) -> Result<f64> {
+        let pid = self.child.id().context("the reader has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmHWM in /proc/<pid>/status")?;
+        Ok(kib / 1024.0)
+    }
+
+    /// SIGTERM; the reader must drain and exit 0.
+    async fn stop(mut self) -> Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .with_context(|| format!("the {} reader did not stop in time", self.name))??;
+        if !status.success() {
+            bail!("the {} reader exited with {status}", self.name);
+        }
+        Ok(())
+    }
+}
+
+// ---- the report ---------------------------------------------------------------------------
+
+struct Report {
+    quick: bool,
+    broker: BrokerKind,
+    decode: Decode,
+    measured: Measured,
+    sizes: Sizes,
+    seconds: f64,
+}
+
+/// One row: name, value, unit, target (as text) and whether it is met.
+type Row = (
+    &'static str,
+    f64,
+    &'static str,
+    Option<(&'static str, bool)>,
+);
+
+impl Report {
+    fn applied_eps(&self, partitions: i32) -> f64 {
+        self.measured
+            .applied
+            .iter()
+            .find(|a| a.partitions == partitions)
+            .map_or(0.0, |a| a.eps)
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let m = &self.measured;
+        let filtered_ratio = m.filtered_eps / m.bare_consumer_eps;
+        let applied_ratio = self.applied_eps(1) / m.grpc_limit_cps;
+        let scaling = self.applied_eps(4) / self.applied_eps(1);
+        let decode_ratio = self.decode.value_ns / self.decode.typed_ns;
+        let cache_rpcs = self.settings_rpcs_per_1000();
+        vec![
+            (
+                "limit A: bare consumer",
+                m.bare_consumer_eps,
+                "events/s",
+                None,
+            ),
+            ("filtered traffic", m.filtered_eps, "events/s", None),
+            (
+                "filtered_vs_bare_consumer",
+                filtered_ratio,
+                "",
+                Some((">= 0.9", filtered_ratio >= 0.9)),
+            ),
+            (
+                "limit B: UpdateCase round trips",
+                m.grpc_limit_cps,
+                "calls/s",
+                None,
+            ),
+            (
+                "applied, 1 partition",
+                self.applied_eps(1),
+                "events/s",
+                None,
+            ),
+            (
+                "applied, 2 partitions",
+                self.applied_eps(2),
+                "events/s",
+                None,
+            ),
+            (
+                "applied, 4 partitions",
+                self.applied_eps(4),
+                "events/s",
+                None,
+            ),
+            (
+                "applied_vs_grpc_limit",
+                applied_ratio,
+                "",
+                Some((">= 0.8", applied_ratio >= 0.8)),
+            ),
+            (
+                "partition_scaling_4",
+                scaling,
+                "",
+                Some((">= 3 (2 cores here)", scaling >= 3.0)),
+            ),
+            (
+                "typed decode (8 KiB)",
+                self.decode.typed_ns / 1e3,
+                "µs",
+                None,
+            ),
+            (
+                "Value parse (8 KiB)",
+                self.decode.value_ns / 1e3,
+                "µs",
+                None,
+            ),
+            (
+                "decode_vs_value_parse",
+                decode_ratio,
+                "",
+                Some((">= 2", decode_ratio >= 2.0)),
+            ),
+            (
+                "settings_rpcs_per_1000_events",
+                cache_rpcs,
+                "",
+                Some(("<= 5", cache_rpcs <= 5.0)),
+            ),
+            (
+                "pre-filter: lookups avoided",
+                self.prefilter_avoided() * 100.0,
+                "%",
+                None,
+            ),
+            ("p50_latency_ms", m.p50_ms, "ms", None),
+            (
+                "p99_latency_ms",
+                m.p99_ms,
+                "ms",
+                Some(("<= 25", m.p99_ms <= 25.0)),
+            ),
+            (
+                "peak_rss_mib",
+                m.peak_rss_mib,
+                "MiB",
+                Some(("<= 64", m.peak_rss_mib <= 64.0)),
+            ),
+        ]
+    }
+
+    /// Settings + metadata RPCs per 1,000 applied events (each applied run starts a reader with
+    /// cold caches, so the cold loads are included).
+    fn settings_rpcs_per_1000(&self) -> f64 {
+        let m = &self.measured;
+        (m.settings_rpcs + m.metadata_rpcs) as f64 * 1000.0 / m.applied_total.max(1) as f64
+    }
+
+    /// Of the filtered traffic's changelogs, the share that needed no case or settings look-up.
+    fn prefilter_avoided(&self) -> f64 {
+        let m = &self.measured;
+        1.0 - m.filtered_case_lookups as f64 / m.filtered_changelogs.max(1) as f64
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nBenchmark ({}, broker: {}, {} cores)\n",
+            if self.quick { "quick" } else { "full" },
+            self.measured.broker,
+            cores()
+        );
+        let _ = writeln!(out, "| figure | value | target |");
+        let _ = writeln!(out, "|---|---:|---|");
+        for (name, value, unit, target) in self.rows() {
+            let value = match unit {
+                "" => format!("{value:.2}"),
+                "%" => format!("{value:.1} %"),
+                "ms" | "µs" | "MiB" => format!("{value:.1} {unit}"),
+                _ => format!("{value:.0} {unit}"),
+            };
+            let target = match target {
+                Some((text, true)) => format!("{text} ✓"),
+                Some((text, false)) => format!("{text} ✗"),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "| {name} | {value} | {target} |");
+        }
+        out
+    }
+
+    fn json(&self) -> Value {
+        let m = &self.measured;
+        let mut figures = serde_json::Map::new();
+        for (name, value, _, _) in self.rows() {
+            if !name.contains(' ') {
+                figures.insert(name.to_owned(), json!(value));
+            }
+        }
+        let mut doc = json!({
+            "quick": self.quick,
+            "broker": format!("{:?}", self.broker).to_lowercase(),
+            "cores": cores(),
+            "seconds": self.seconds,
+            "prefilter_avoided_lookup_share": self.prefilter_avoided(),
+            "raw": {
+                "bare_consumer_events_per_s": m.bare_consumer_eps,
+                "filtered_events_per_s": m.filtered_eps,
+                "filtered_events": self.sizes.filtered_events,
+                "filtered_changelogs": m.filtered_changelogs,
+                "filtered_reasons": m.filtered_reasons,
+                "filtered_case_lookup_rpcs": m.filtered_case_lookups,
+                "grpc_limit_calls_per_s": m.grpc_limit_cps,
+                "grpc_limit_calls": m.grpc_limit_calls,
+                "applied": m.applied.iter().map(|a| json!({
+                    "partitions": a.partitions,
+                    "events": a.events,
+                    "events_per_s": a.eps,
+                    "case_api_calls_per_event": a.case_api_calls_per_event,
+                })).collect::<Vec<_>>(),
+                "applied_events_total": m.applied_total,
+                "settings_rpcs": m.settings_rpcs,
+                "metadata_rpcs": m.metadata_rpcs,
+                "seeded_cases": self.sizes.cases,
+                "decode_typed_ns": self.decode.typed_ns,
+                "decode_value_ns": self.decode.value_ns,
+                "webhook_bytes": WEBHOOK.trim_end().len(),
+                "latency_rate_events_per_s": m.latency_rate_eps,
+                "latency_events": m.latency_events,
+            },
+        });
+        if let Some(map) = doc.as_object_mut() {
+            map.extend(figures);
+        }
+        doc
+    }
+
+    /// Events/s against partitions, with limit B for scale.
+    fn svg(&self) -> String {
+        let (w, h, left, bottom, top, right) = (560.0, 340.0, 70.0, 50.0, 40.0, 20.0);
+        let limit_b = self.measured.grpc_limit_cps;
+        let max = PARTITIONS
+            .iter()
+            .map(|p| self.applied_eps(*p))
+            .fold(limit_b, f64::max)
+            * 1.15;
+        let x = |p: i32| left + (f64::from(p) - 0.5) / 4.0 * (w - left - right);
+        let y = |v: f64| h - bottom - v / max * (h - bottom - top);
+        let mut svg = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{tx}" y="22" text-anchor="middle" font-size="14">Applied events/s against partitions ({cores} cores)</text>
+<line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="black"/>
+<line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="black"/>
+<text x="{tx}" y="{xl}" text-anchor="middle">partitions</text>
+"#,
+            tx = w / 2.0,
+            cores = cores(),
+            b = h - bottom,
+            r = w - right,
+            xl = h - 12.0,
+        );
+        for i in 0..=4 {
+            let v = max / 1.15 * f64::from(i) / 4.0;
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{left}" y1="{y:.1}" x2="{r}" y2="{y:.1}" stroke="#ddd"/><text x="{lx}" y="{ty:.1}" text-anchor="end">{v:.0}</text>"##,
+                y = y(v),
+                r = w - right,
+                lx = left - 6.0,
+                ty = y(v) + 4.0,
+            );
+        }
+        for p in 1..=4 {
+            let _ = writeln!(
+                svg,
+                r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{p}</text>"#,
+                x = x(p),
+                y = h - bottom + 16.0,
+            );
+        }
+        let points: Vec<String> = PARTITIONS
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(*p), y(self.applied_eps(*p))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
+            points.join(" ")
+        );
+        for p in PARTITIONS {
+            let v = self.applied_eps(p);
+            let _ = writeln!(
+                svg,
+                r##"<circle cx="{cx:.1}" cy="{cy:.1}" r="4" fill="#1f77b4"/><text x="{cx:.1}" y="{ty:.1}" text-anchor="middle">{v:.0}</text>"##,
+                cx = x(p),
+                cy = y(v),
+                ty = y(v) - 8.0,
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{y:.1}" x2="{r}" y2="{y:.1}" stroke="#d62728" stroke-dasharray="6 4"/><text x="{r}" y="{ty:.1}" text-anchor="end" fill="#d62728">limit B: {limit_b:.0} UpdateCase/s (one client)</text>"##,
+            y = y(limit_b),
+            r = w - right,
+            ty = y(limit_b) - 6.0,
+        );
+        svg.push_str("</svg>\n");
+        svg
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(&self.json())?;
+        std::fs::write(dir.join("report.json"), json + "\n")?;
+        std::fs::write(dir.join("throughput.svg"), self.svg())?;
+        let m = &self.measured;
+        let mut md = String::from("# Benchmark report\n");
+        md.push_str(&self.table());
+        let _ = write!(
+            md,
+            "\n![applied events/s against partitions](throughput.svg)\n\n\
+             Every ratio compares figures measured in this run, on the same broker ({broker}) \
+             and the same in-process sandbox. Topic T: {fe} events of the ~8 KiB webhook on one \
+             partition; applied runs: {ae} title changes over {cases} seeded cases each; \
+             latency: {le} events at {lr:.0} events/s on one partition (webhook timestamp = \
+             produce time). Settings/metadata RPCs: {s} + {md_} over {at} applied events, cold \
+             caches of three readers included.\n",
+            broker = m.broker,
+            fe = self.sizes.filtered_events,
+            ae = self.sizes.applied_events,
+            cases = self.sizes.cases,
+            le = m.latency_events,
+            lr = m.latency_rate_eps,
+            s = m.settings_rpcs,
+            md_ = m.metadata_rpcs,
+            at = m.applied_total,
+        );
+        std::fs::write(dir.join("report.md"), md)?;
+        Ok(())
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}

@@ -1,0 +1,443 @@
+//! The bad-input corpus, end to end: the real `jira-reader` binary on the embedded broker reads
+//! truncated JSON, wrong types, a 10 MB body, 10,000-deep nesting, invalid UTF-8, unknown events,
+//! missing ids and duplicate keys on one partition. Each one is counted as a decoding failure
+//! (skip class) or discarded with its reason (discard class) and acknowledged; a valid message
+//! after them on the same partition is applied; the reader's peak RSS stays bounded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
+use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use reader_runtime::testkit::{
+    TestBroker, free_port, group_progress, http_get, metric_by_label, metric_sum, produce,
+    wait_caught_up,
+};
+use serde_json::{Value, json};
+use thirdparty_core::CaseApi;
+
+const TOPIC: &str = "collaboration_integrations_jira";
+const GROUP: &str = "case-management";
+const CASE_10002: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a01";
+const PRIYA: &str = "712020:0a1b2c3d-priya";
+/// The bound on the reader's peak RSS (`VmHWM`) over the whole corpus, 10 MB body included.
+const PEAK_RSS_BOUND_MIB: f64 = 64.0;
+
+/// A valid `jira:issue_updated` envelope for issue 10002 (case `CASE_10002`).
+fn status_update(ts_ms: i64) -> Value {
+    json!({
+        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
+        "receivedAt": "2024-06-01T10:00:00Z",
+        "webhook": {
+            "timestamp": ts_ms, "webhookEvent": "jira:issue_updated",
+            "user": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
+            "issue": {"id": "10002", "key": "PROJ-12", "fields": {
+                "project": {"id": "10000", "key": "PROJ"}, "issuetype": {"id": "10001", "name": "Bug"}}},
+            "changelog": {"id": format!("{ts_ms}"), "items": [
+                {"field": "status", "fieldtype": "jira", "fieldId": "status",
+                 "from": "10000", "fromString": "To Do", "to": "3", "toString": "In Progress"}]}
+        }
+    })
+}
+
+/// Above `integration_jira::DEFAULT_MAX_PAYLOAD_BYTES` (4 MiB), below the mock cluster's 5 MiB.
+const BIG: usize = 4 * 1024 * 1024 + 512 * 1024;
+
+/// A valid envelope whose comment body makes it `size` bytes long or a little more.
+fn comment_of_size(size: usize) -> Vec<u8> {
+    let mut big = status_update(2);
+    big["webhook"]["comment"] = json!({"id": "1", "body": "x".repeat(size)});
+    serde_json::to_vec(&big).unwrap()
+}
+
+/// `size` bytes of an envelope with an unterminated string.
+fn unterminated(size: usize) -> Vec<u8> {
+    let mut value = br#"{"orgId": 123456, "webhook": {"webhookEvent": ""#.to_vec();
+    value.resize(size, b'y');
+    value
+}
+
+/// How the reader must account for one bad message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Skip class: `decoding_failed` (malformed or too large).
+    Undecodable,
+    /// Discard class: `discarded`, with the error kind as its reason.
+    Discarded,
+}
+
+/// The corpus: (name, value, expected outcome).
+fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
+    let valid = serde_json::to_vec(&status_update(1_717_236_000_000)).unwrap();
+    let mut out = Vec::new();
+    out.push(("empty value", Vec::new(), Expect::Undecodable));
+    out.push((
+        "truncated JSON",
+        valid[..valid.len() / 2].to_vec(),
+        Expect::Undecodable,
+    ));
+    out.push(("truncated to one byte", b"{".to_vec(), Expect::Undecodable));
+    // Invalid UTF-8 inside a JSON string (0xC3 0x28 is not a valid sequence), and raw bytes.
+    let mut utf8 = serde_json::to_vec(&status_update(1)).unwrap();
+    let at = utf8.windows(5).position(|w| w == b"PROJ-").unwrap();
+    utf8[at] = 0xC3;
+    utf8[at + 1] = 0x28;
+    out.push(("invalid UTF-8 in a string", utf8, Expect::Undecodable));
+    out.push((
+        "invalid UTF-8 bytes",
+        vec![0xFF, 0xFE, 0x00, 0x80, 0xC0],
+        Expect::Undecodable,
+    ));
+    // 10,000-deep nesting: in the webhook, and as the whole document.
+    let deep_array = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    out.push((
+        "10,000-deep arrays in the webhook",
+        format!(r#"{{"orgId": 123456, "integration": "jira", "webhook": {deep_array}}}"#)
+            .into_bytes(),
+        Expect::Undecodable,
+    ));
+    out.push((
+        "10,000-deep objects",
+        format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000)).into_bytes(),
+        Expect::Undecodable,
+    ));
+    // A body above the decoder's 4 MiB limit. librdkafka's mock cluster keeps at most 5 MiB of
+    // log per partition (it drops a message above that at once, and older segments when a new
+    // message pushes the log over), so end to end there is one 4.5 MiB body; the 10 MB bodies
+    // go through the same pipeline below (`ten_megabyte_bodies_are_too_large`).
+    out.push((
+        "4.5 MiB comment body",
+        comment_of_size(BIG),
+        Expect::Undecodable,
+    ));
+    // Valid JSON of the wrong shape or types.
+    out.push(("a JSON array", b"[1, 2, 3]".to_vec(), Expect::Discarded));
+    out.push(("a JSON string", br#""hello""#.to_vec(), Expect::Discarded));
+    let mut wrong = status_update(3);
+    wrong["orgId"] = json!("not a number");
+    out.push((
+        "orgId is a string",
+        serde_json::to_vec(&wrong).unwrap(),
+        Expect::Discarded,
+    ));
+    let mut wrong = status_update(4);
+    wrong["webhook"]["issue"] = json!([1, 2]);
+    out.push((
+        "issue is an array",
+        serde_json::to_vec(&wrong).unwrap(),
+        Expect::Discarded,
+    ));
+    let mut wrong = status_update(5);
+    wrong["webhook"]["timestamp"] = json!({"ms": 1});
+    out.push((
+        "timestamp is an object",
+        serde_json::to_vec(&wrong).unwrap(),
+        Expect::Discarded,
+    ));
+    let mut wrong = status_update(6);
+    wrong["webhook"]["changelog"]["items"] = json!("status");
+    out.push((
+        "changelog items is a string",
+        serde_json::to_vec(&wrong).unwrap(),
+        Expect::Discarded,
+    ));
+    // Unknown events.
+    let mut unknown = status_update(7);
+    unknown["webhook"]["webhookEvent"] = json!("jira:worklog_updated");
+    out.push((
+        "unknown webhookEvent",
+        serde_json::to_vec(&unknown).unwrap(),
+        Expect::Discarded,
+    ));
+    let mut unknown = status_update(8);
+    unknown["webhook"]["webhookEvent"] = json!("");
+    out.push((
+        "empty webhookEvent",
+        serde_json::to_vec(&unknown).unwrap(),
+        Expect::Discarded,
+    ));
+    // Missing ids.
+    let mut missing = status_update(9);
+    missing["webhook"]["issue"]
+        .as_object_mut()
+        .unwrap()
+        .remove("id");
+    out.push((
+        "missing issue id",
+        serde_json::to_vec(&missing).unwrap(),
+        Expect::Discarded,
+    ));
+    let mut missing = status_update(10);
+    missing.as_object_mut().unwrap().remove("orgId");
+    out.push((
+        "missing orgId",
+        serde_json::to_vec(&missing).unwrap(),
+        Expect::Discarded,
+    ));
+    let mut missing = status_update(11);
+    missing["webhook"].as_object_mut().unwrap().remove("issue");
+    out.push((
+        "missing issue",
+        serde_json::to_vec(&missing).unwrap(),
+        Expect::Discarded,
+    ));
+    // Duplicate keys: the decoder keeps the last one (serde_json), so a valid value followed by
+    // a bad one is judged on the bad one.
+    let text = String::from_utf8(serde_json::to_vec(&status_update(12)).unwrap()).unwrap();
+    out.push((
+        "duplicate orgId, last a string",
+        text.replacen(r#""orgId":123456"#, r#""orgId":123456,"orgId":"x""#, 1)
+            .into_bytes(),
+        Expect::Discarded,
+    ));
+    out.push((
+        "duplicate webhookEvent, last unknown",
+        text.replacen(
+            r#""webhookEvent":"jira:issue_updated""#,
+            r#""webhookEvent":"jira:issue_updated","webhookEvent":"jira:worklog_deleted""#,
+            1,
+        )
+        .into_bytes(),
+        Expect::Discarded,
+    ));
+    out
+}
+
+/// The reader as a child process, with its pid (for `/proc/<pid>/status`).
+struct Reader {
+    child: tokio::process::Child,
+    health: std::net::SocketAddr,
+}
+
+impl Reader {
+    fn peak_rss_mib(&self) -> f64 {
+        let pid = self.child.id().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status");
+        kib / 1024.0
+    }
+
+    async fn metrics(&self) -> String {
+        let (status, body) = http_get(self.health, "/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        body
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_is_accounted_for_acked_and_the_partition_moves_on() {
+    let dir = std::env::temp_dir().join(format!(
+        "jira-bad-input-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kafka = TestBroker::embedded().unwrap();
+    kafka.create_topic(TOPIC, 1).await.unwrap();
+    let sandbox = SandboxServer::bind(
+        SandboxConfig {
+            seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config: PathBuf = dir.join("reader.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+auto_offset_reset = "earliest"
+auto_commit_interval_ms = 100
+drain_timeout_ms = 5000
+[kafka.properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+"fetch.wait.max.ms" = "20"
+[case_api]
+endpoint = "{endpoint}"
+timeout_ms = 1000
+[retry]
+max_retries = 3
+initial_backoff_ms = 20
+max_backoff_ms = 100
+[health]
+listen = "{health}"
+"#,
+            brokers = kafka.bootstrap(),
+            endpoint = sandbox.endpoint(),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.join("reader.log");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let reader = Reader { child, health };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(http_get(health, "/ready").await, Ok((200, _))) {
+        assert!(std::time::Instant::now() < deadline, "reader not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The mock cluster takes messages above the 1 MB default when the producer allows them.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("message.timeout.ms", "10000")
+        .set("message.max.bytes", "8000000")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let corpus = corpus();
+    let mut last_bad = 0;
+    for (name, value, _) in &corpus {
+        let (partition, offset) = produce(&producer, TOPIC, Some(0), "PROJ-12", value)
+            .await
+            .unwrap_or_else(|e| panic!("producing {name}: {e:#}"));
+        assert_eq!(partition, 0);
+        last_bad = offset;
+        // librdkafka's mock cluster keeps about 5 MiB of log per partition and drops older
+        // segments when a new message pushes it over: each message is consumed before the next
+        // is produced, so the 4.5 MiB ones are read, not truncated away.
+        wait_caught_up(&kafka.bootstrap(), GROUP, TOPIC, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("after {name}: {e:#}"));
+    }
+    let valid = serde_json::to_vec(&status_update(1_717_236_000_000)).unwrap();
+    let (_, valid_offset) = produce(&producer, TOPIC, Some(0), "PROJ-12", &valid)
+        .await
+        .unwrap();
+    assert_eq!(valid_offset, last_bad + 1);
+
+    wait_caught_up(&kafka.bootstrap(), GROUP, TOPIC, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let progress = group_progress(&kafka.bootstrap(), GROUP, TOPIC)
+        .await
+        .unwrap();
+    assert_eq!(
+        progress[&0],
+        (valid_offset + 1, valid_offset + 1),
+        "{progress:?}"
+    );
+
+    // The valid message after the corpus was applied: the partition moved on.
+    let api = GrpcCaseApi::connect(&GrpcCaseApiConfig::new(sandbox.endpoint()))
+        .await
+        .unwrap();
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(case.status, "IN_PROGRESS");
+
+    // Every bad message accounted for: skip class as decoding failures, discard class as
+    // discarded with its reason; nothing applied but the valid one.
+    let metrics = reader.metrics().await;
+    let undecodable = corpus.iter().filter(|c| c.2 == Expect::Undecodable).count() as f64;
+    let discarded = corpus.iter().filter(|c| c.2 == Expect::Discarded).count() as f64;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_third_party_reader_decoding_failed", &[]),
+        undecodable,
+        "{:?}\n{log}",
+        metric_by_label(
+            &metrics,
+            "dd_case_third_party_reader_decoding_failed",
+            "error"
+        )
+    );
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_third_party_reader_discarded", &[]),
+        discarded,
+        "{:?}\n{log}",
+        metric_by_label(&metrics, "dd_case_third_party_reader_discarded", "error")
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_changelog_processed",
+            &[]
+        ),
+        1.0
+    );
+    let too_large = metric_by_label(
+        &metrics,
+        "dd_case_third_party_reader_decoding_failed",
+        "error",
+    );
+    assert_eq!(too_large.get("too_large"), Some(&1.0), "{too_large:?}");
+
+    let peak = reader.peak_rss_mib();
+    eprintln!("jira-reader peak RSS over the corpus: {peak:.1} MiB");
+    assert!(
+        peak < PEAK_RSS_BOUND_MIB,
+        "peak RSS {peak:.1} MiB above {PEAK_RSS_BOUND_MIB} MiB"
+    );
+    drop(reader);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The 10 MB bodies, through the reader's pipeline (the Jira decoder, filterer and processor on
+/// the sandbox Case API): too large, undecodable (skip class), nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_megabyte_bodies_are_too_large() {
+    use integration_jira::{JiraDecoder, JiraFilterer, JiraProcessor};
+    use std::sync::Arc;
+    use thirdparty_core::{
+        DecodeError, ErrorClass, HandleError, MessageOutcome, Payload, Pipeline,
+    };
+
+    let sandbox = SandboxServer::bind(
+        SandboxConfig {
+            seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let api = GrpcCaseApi::connect(&GrpcCaseApiConfig::new(sandbox.endpoint()))
+        .await
+        .unwrap();
+    let pipeline = Pipeline::builder(
+        Arc::new(JiraDecoder::new()),
+        Arc::new(JiraFilterer::new(Vec::<String>::new())),
+        Arc::new(JiraProcessor::new()),
+        Arc::new(api.clone()),
+    )
+    .build();
+    const TEN_MB: usize = 10 * 1024 * 1024;
+    for value in [comment_of_size(TEN_MB), unterminated(TEN_MB)] {
+        let size = value.len();
+        let outcome = pipeline.handle(&Payload::new(value)).await.unwrap();
+        let MessageOutcome::Undecodable(error) = outcome else {
+            panic!("a {size}-byte body was not rejected: {outcome:?}");
+        };
+        assert_eq!(error.class(), ErrorClass::Skip, "{error}");
+        assert!(
+            matches!(error, HandleError::Decode(DecodeError::TooLarge { size: s, .. }) if s == size),
+            "{error}"
+        );
+    }
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(case.version, 1, "nothing written");
+}

@@ -1,0 +1,443 @@
+//! Security, end to end: the real `jira-reader` binary talks to the sandbox Case API over TLS
+//! (a self-signed certificate it is told to trust) with a bearer token; a wrong token is refused
+//! and retried until the reader exits without storing the offset; and a full scenario's logs,
+//! at debug level, carry no comment or description body.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
+use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed, ServerTls};
+use reader_runtime::testkit::{
+    ReaderProcess, TestBroker, free_port, group_progress, http_get, metric_sum, produce, producer,
+    wait_caught_up,
+};
+use serde_json::{Value, json};
+use thirdparty_core::CaseApi;
+
+const TOPIC: &str = "collaboration_integrations_jira";
+const GROUP: &str = "case-management";
+const CASE_10002: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a01";
+const PRIYA: &str = "712020:0a1b2c3d-priya";
+const TOKEN: &str = "s3cret-reader-token";
+const T0: i64 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
+
+fn issue_updated(issue_id: &str, ts_ms: i64, items: Value, description: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
+        "receivedAt": "2024-06-01T10:00:00Z",
+        "webhook": {
+            "timestamp": ts_ms, "webhookEvent": "jira:issue_updated",
+            "user": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
+            "issue": {"id": issue_id, "key": format!("PROJ-{issue_id}"), "fields": {
+                "description": description,
+                "project": {"id": "10000", "key": "PROJ"}, "issuetype": {"id": "10001", "name": "Bug"}}},
+            "changelog": {"id": format!("{ts_ms}"), "items": items}
+        }
+    }))
+    .unwrap()
+}
+
+fn comment_created(issue_id: &str, comment_id: &str, ts_ms: i64, body: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
+        "receivedAt": "2024-06-01T10:00:00Z",
+        "webhook": {
+            "timestamp": ts_ms, "webhookEvent": "comment_created",
+            "comment": {"id": comment_id, "body": body,
+                "author": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
+                "created": "2024-06-01T10:00:00.000+0000"},
+            "issue": {"id": issue_id, "key": format!("PROJ-{issue_id}"), "fields": {
+                "project": {"id": "10000"}, "issuetype": {"id": "10001"}}}
+        }
+    }))
+    .unwrap()
+}
+
+fn item(field: &str, from_s: Option<&str>, to: Option<&str>, to_s: Option<&str>) -> Value {
+    // A status change names the status it left (To Do is 10000 in the demo seed).
+    let from = (field == "status").then_some("10000");
+    json!({"field": field, "fieldtype": "jira", "fieldId": field,
+           "from": from, "fromString": from_s, "to": to, "toString": to_s})
+}
+
+struct Env {
+    kafka: TestBroker,
+    sandbox: SandboxServer,
+    dir: PathBuf,
+    /// The sandbox's self-signed certificate (PEM), when it serves TLS.
+    cert_pem: Option<String>,
+}
+
+impl Env {
+    /// The embedded broker and the seeded sandbox; over TLS with `TOKEN` required when `tls`.
+    async fn start(tls: bool) -> Env {
+        let dir = std::env::temp_dir().join(format!(
+            "jira-security-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kafka = TestBroker::embedded().unwrap();
+        kafka.create_topic(TOPIC, 1).await.unwrap();
+        let mut config = SandboxConfig {
+            seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
+            ..Default::default()
+        };
+        let mut cert_pem = None;
+        if tls {
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+            config.tls = Some(ServerTls {
+                cert_pem: cert.cert.pem().into_bytes(),
+                key_pem: cert.signing_key.serialize_pem().into_bytes(),
+            });
+            config.token = Some(TOKEN.into());
+            cert_pem = Some(cert.cert.pem());
+        }
+        let sandbox = SandboxServer::bind(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Env {
+            kafka,
+            sandbox,
+            dir,
+            cert_pem,
+        }
+    }
+
+    /// Writes a reader config (with the CA, domain and `token` when over TLS); returns its path
+    /// and health address.
+    fn config(&self, name: &str, retries: u32, token: &str) -> (PathBuf, std::net::SocketAddr) {
+        let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut tls = String::new();
+        if let Some(pem) = &self.cert_pem {
+            let ca = self.dir.join("ca.pem");
+            std::fs::write(&ca, pem).unwrap();
+            let token_file = self.dir.join(format!("{name}.token"));
+            std::fs::write(&token_file, format!("{token}\n")).unwrap();
+            tls = format!(
+                "tls_ca_file = {:?}\ntls_domain = \"localhost\"\ntoken_file = {:?}\n",
+                ca.display().to_string(),
+                token_file.display().to_string()
+            );
+        }
+        let text = format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+auto_offset_reset = "earliest"
+auto_commit_interval_ms = 100
+drain_timeout_ms = 5000
+[kafka.properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+"fetch.wait.max.ms" = "20"
+[case_api]
+endpoint = "{endpoint}"
+timeout_ms = 1000
+{tls}[retry]
+max_retries = {retries}
+initial_backoff_ms = 20
+max_backoff_ms = 100
+[health]
+listen = "{health}"
+"#,
+            brokers = self.kafka.bootstrap(),
+            endpoint = self.sandbox.endpoint(),
+        );
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        (path, health)
+    }
+
+    fn reader(&self, name: &str, retries: u32, token: &str) -> ReaderProcess {
+        let (config, health) = self.config(name, retries, token);
+        ReaderProcess::spawn(
+            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
+            &config,
+            health,
+            &self.dir.join(format!("{name}.log")),
+        )
+        .unwrap()
+    }
+
+    async fn api(&self) -> GrpcCaseApi {
+        let mut config = GrpcCaseApiConfig::new(self.sandbox.endpoint());
+        if let Some(pem) = &self.cert_pem {
+            config = config
+                .with_tls(TlsConfig {
+                    ca_cert_pem: Some(pem.clone().into_bytes()),
+                    domain_name: Some("localhost".into()),
+                })
+                .with_bearer_token(TOKEN.to_owned());
+        }
+        GrpcCaseApi::connect(&config).await.unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_the_right_token_events_are_applied() {
+    let env = Env::start(true).await;
+    assert!(env.sandbox.endpoint().starts_with("https://127.0.0.1:"));
+    let mut reader = env.reader("right", 3, TOKEN);
+    reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let status = item("status", Some("To Do"), Some("3"), Some("In Progress"));
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &issue_updated("10002", T0, json!([status]), ""),
+    )
+    .await
+    .unwrap();
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &comment_created("10002", "50001", T0 + 1, "over TLS"),
+    )
+    .await
+    .unwrap();
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+
+    let api = env.api().await;
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(case.status, "IN_PROGRESS");
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0].body, "over TLS");
+    let metrics = reader.metrics().await.unwrap();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_changelog_processed",
+            &[]
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_third_party_reader_retries", &[]),
+        0.0
+    );
+    assert_eq!(
+        reader.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+    assert!(
+        !env.log("right").contains(TOKEN),
+        "the token is never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused_retried_and_the_reader_exits_3_without_storing_the_offset() {
+    let env = Env::start(true).await;
+    let mut reader = env.reader("wrong", 2, "not-the-token");
+    // `/ready` follows the Case API's gRPC health, which needs no token: the reader turns ready.
+    reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let status = item("status", Some("To Do"), Some("3"), Some("In Progress"));
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &issue_updated("10002", T0, json!([status]), ""),
+    )
+    .await
+    .unwrap();
+
+    // Unauthorized is retry class: after its retries the reader crashes with exit code 3.
+    let code = reader.wait_exit(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(code, Some(3), "{}", env.log("wrong"));
+    let progress = group_progress(&env.kafka.bootstrap(), GROUP, TOPIC)
+        .await
+        .unwrap();
+    assert_eq!(progress[&0], (0, 1), "no offset stored: {progress:?}");
+    let log = env.log("wrong");
+    assert!(log.contains("unauthorized"), "{log}");
+    assert!(!log.contains("not-the-token"), "the token is never logged");
+    assert_eq!(
+        env.sandbox.faults().calls("*"),
+        0,
+        "refused calls never reach a handler"
+    );
+    let case = env
+        .api()
+        .await
+        .get_case(123456, CASE_10002)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((case.status.as_str(), case.version), ("OPEN", 1));
+}
+
+/// A marker that must not appear in any log line.
+fn marker(what: &str) -> String {
+    format!("SECRET-{what}-{}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_scenario_logs_no_comment_or_description_body_even_at_debug_level() {
+    let env = Env::start(true).await;
+    let (config, health) = env.config("hygiene", 3, TOKEN);
+    let log_path = env.dir.join("hygiene.log");
+    let file = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(http_get(health, "/ready").await, Ok((200, _))) {
+        assert!(std::time::Instant::now() < deadline, "reader not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (desc_field, desc_old, desc_new, desc_stale) = (
+        marker("description-field"),
+        marker("description-old"),
+        marker("description-new"),
+        marker("description-stale"),
+    );
+    let (applied, filtered, discarded, truncated) = (
+        marker("comment-applied"),
+        marker("comment-filtered"),
+        marker("comment-discarded"),
+        marker("comment-truncated"),
+    );
+    let mut messages = vec![
+        issue_updated(
+            "10002",
+            T0,
+            json!([item("description", Some(&desc_old), None, Some(&desc_new))]),
+            &desc_field,
+        ),
+        issue_updated(
+            "10002",
+            T0 + 1,
+            json!([
+                item("status", Some("To Do"), Some("3"), Some("In Progress")),
+                item("summary", None, None, Some("Checkout p99 above SLO")),
+            ]),
+            &desc_field,
+        ),
+        comment_created("10002", "60001", T0 + 2, &applied),
+        // The same comment again: idempotent, not written twice.
+        comment_created("10002", "60001", T0 + 2, &applied),
+        // No case for issue 99999: filtered.
+        comment_created("99999", "60002", T0 + 3, &filtered),
+        issue_updated(
+            "99999",
+            T0 + 3,
+            json!([item("description", None, None, Some(&desc_stale))]),
+            &desc_field,
+        ),
+        // Older than the description's watermark: filtered as out of order.
+        issue_updated(
+            "10002",
+            T0 - 60_000,
+            json!([item("description", None, None, Some(&desc_stale))]),
+            &desc_stale,
+        ),
+    ];
+    // Wrong type next to a body: discarded.
+    let mut wrong: Value =
+        serde_json::from_slice(&comment_created("10002", "60003", T0 + 4, &discarded)).unwrap();
+    wrong["webhook"]["issue"]["id"] = json!(["10002"]);
+    messages.push(serde_json::to_vec(&wrong).unwrap());
+    let mut wrong: Value =
+        serde_json::from_slice(&comment_created("10002", "60004", T0 + 4, &discarded)).unwrap();
+    wrong["webhook"]["comment"]["body"] = json!({"content": [discarded]});
+    messages.push(serde_json::to_vec(&wrong).unwrap());
+    // Truncated right after the body: undecodable.
+    let whole = comment_created("10002", "60005", T0 + 5, &truncated);
+    let text = String::from_utf8(whole).unwrap();
+    let end = text.find(&truncated).unwrap() + truncated.len() + 1;
+    messages.push(text.as_bytes()[..end].to_vec());
+
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    for m in &messages {
+        produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
+    }
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let api = env.api().await;
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(case.status, "IN_PROGRESS");
+    assert_eq!(case.description, desc_new);
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(comments[0].body, applied);
+
+    let pid = child.id().unwrap();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("\"DEBUG\""),
+        "the reader logged at debug level"
+    );
+    // Every path a body can take was exercised.
+    for outcome in [
+        "changelog processed",
+        "duplicate_event",
+        "no_corresponding_case",
+        "out_of_order_event",
+        "message discarded",
+        "message undecodable",
+    ] {
+        assert!(log.contains(outcome), "no {outcome} in the log");
+    }
+    for body in [
+        &desc_field,
+        &desc_old,
+        &desc_new,
+        &desc_stale,
+        &applied,
+        &filtered,
+        &discarded,
+        &truncated,
+    ] {
+        let line = log.lines().find(|l| l.contains(body.as_str()));
+        assert!(line.is_none(), "{body} in the log: {line:?}");
+    }
+    assert!(!log.contains(TOKEN), "the token is never logged");
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod broker;
 mod demo;
+mod fuzz;
 mod scenario;
 
 use std::path::Path;
@@ -62,6 +63,14 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "embedded")]
         broker: demo::BrokerKind,
     },
+    /// Runs each cargo-fuzz target of `fuzz/` (the Jira and ServiceNow decoders, the changelog
+    /// round trip) for N seconds on nightly, installing cargo-fuzz if missing; prints executions
+    /// and findings per target and fails on any finding.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +116,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Broker { port, storage, .. } => broker::run(port, &storage),
         Cmd::E2e => broker::e2e(workspace_root()?),
         Cmd::Bench { quick, broker } => bench::run(workspace_root()?, quick, broker),
+        Cmd::Fuzz { seconds } => fuzz::run(workspace_root()?, seconds),
     }
 }
 

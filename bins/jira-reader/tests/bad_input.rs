@@ -6,12 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use common::{CASE_10002, GROUP, PRIYA, TOPIC};
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use reader_runtime::testkit::{
@@ -21,10 +24,6 @@ use reader_runtime::testkit::{
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
 
-const TOPIC: &str = "collaboration_integrations_jira";
-const GROUP: &str = "case-management";
-const CASE_10002: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a01";
-const PRIYA: &str = "712020:0a1b2c3d-priya";
 /// The bound on the reader's peak RSS (`VmHWM`) over the whole corpus, 10 MB body included.
 const PEAK_RSS_BOUND_MIB: f64 = 64.0;
 

@@ -5,12 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
 use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed, ServerTls};
+use common::{CASE_10002, GROUP, TOPIC, comment_created};
 use reader_runtime::testkit::{
     ReaderProcess, TestBroker, free_port, group_progress, http_get, metric_sum, produce, producer,
     wait_caught_up,
@@ -18,50 +21,17 @@ use reader_runtime::testkit::{
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
 
-const TOPIC: &str = "collaboration_integrations_jira";
-const GROUP: &str = "case-management";
-const CASE_10002: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a01";
-const PRIYA: &str = "712020:0a1b2c3d-priya";
 const TOKEN: &str = "s3cret-reader-token";
 const T0: i64 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
 
 fn issue_updated(issue_id: &str, ts_ms: i64, items: Value, description: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
-        "receivedAt": "2024-06-01T10:00:00Z",
-        "webhook": {
-            "timestamp": ts_ms, "webhookEvent": "jira:issue_updated",
-            "user": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
-            "issue": {"id": issue_id, "key": format!("PROJ-{issue_id}"), "fields": {
-                "description": description,
-                "project": {"id": "10000", "key": "PROJ"}, "issuetype": {"id": "10001", "name": "Bug"}}},
-            "changelog": {"id": format!("{ts_ms}"), "items": items}
-        }
-    }))
-    .unwrap()
-}
-
-fn comment_created(issue_id: &str, comment_id: &str, ts_ms: i64, body: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "orgId": 123456, "integration": "jira", "jiraAccountId": "acme.atlassian.net",
-        "receivedAt": "2024-06-01T10:00:00Z",
-        "webhook": {
-            "timestamp": ts_ms, "webhookEvent": "comment_created",
-            "comment": {"id": comment_id, "body": body,
-                "author": {"accountId": PRIYA, "displayName": "Priya Natarajan"},
-                "created": "2024-06-01T10:00:00.000+0000"},
-            "issue": {"id": issue_id, "key": format!("PROJ-{issue_id}"), "fields": {
-                "project": {"id": "10000"}, "issuetype": {"id": "10001"}}}
-        }
-    }))
-    .unwrap()
+    common::issue_updated_with(issue_id, ts_ms, items, Some(description))
 }
 
 fn item(field: &str, from_s: Option<&str>, to: Option<&str>, to_s: Option<&str>) -> Value {
     // A status change names the status it left (To Do is 10000 in the demo seed).
     let from = (field == "status").then_some("10000");
-    json!({"field": field, "fieldtype": "jira", "fieldId": field,
-           "from": from, "fromString": from_s, "to": to, "toString": to_s})
+    common::item(field, from, from_s, to, to_s)
 }
 
 struct Env {

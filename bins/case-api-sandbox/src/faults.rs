@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::{Code, Status};
 
@@ -15,6 +15,8 @@ struct FaultRule {
     method: String,
     code: Code,
     remaining: u32,
+    /// A timed rule fails every matching call until this instant (`remaining` is unused).
+    until: Option<Instant>,
     message: String,
 }
 
@@ -47,8 +49,30 @@ impl Faults {
             method: method.to_owned(),
             code,
             remaining: count,
+            until: None,
             message,
         });
+    }
+
+    /// Fails every call matching `method` with `code` for `duration` from now (an outage).
+    pub fn inject_for(&self, method: &str, code: Code, duration: Duration, message: &str) {
+        let message = if message.is_empty() {
+            format!("injected outage ({code:?}) on {method}")
+        } else {
+            message.to_owned()
+        };
+        self.lock().faults.push_back(FaultRule {
+            method: method.to_owned(),
+            code,
+            remaining: 0,
+            until: Some(Instant::now() + duration),
+            message,
+        });
+    }
+
+    /// Calls per full method path that reached a handler (after authentication).
+    pub fn call_counts(&self) -> HashMap<String, u64> {
+        self.lock().calls.clone()
     }
 
     /// Delays every later call matching `method` (zero removes the rule).
@@ -93,12 +117,16 @@ impl Faults {
                 .or_else(|| state.latency.get("*"))
                 .copied();
             let mut fault = None;
+            let now = Instant::now();
+            state
+                .faults
+                .retain(|r| r.until.is_none_or(|until| until > now));
             if let Some(i) = state.faults.iter().position(|r| matches(&r.method, path))
                 && let Some(rule) = state.faults.get_mut(i)
             {
-                rule.remaining = rule.remaining.saturating_sub(1);
                 fault = Some(Status::new(rule.code, rule.message.clone()));
-                if rule.remaining == 0 {
+                rule.remaining = rule.remaining.saturating_sub(1);
+                if rule.until.is_none() && rule.remaining == 0 {
                     state.faults.remove(i);
                 }
             }
@@ -155,6 +183,21 @@ mod tests {
         assert_eq!(faults.calls("GetCase"), 4);
         assert_eq!(faults.calls(UPDATE), 2);
         assert_eq!(faults.calls("*"), 6);
+    }
+
+    #[tokio::test]
+    async fn a_timed_outage_fails_every_matching_call_until_it_ends() {
+        let faults = Faults::default();
+        faults.inject_for("*", Code::Unavailable, Duration::from_millis(200), "");
+        for _ in 0..5 {
+            assert_eq!(
+                faults.check(GET).await.unwrap_err().code(),
+                Code::Unavailable
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(faults.check(GET).await.is_ok(), "the outage is over");
+        assert_eq!(faults.call_counts().get(GET), Some(&6));
     }
 
     #[tokio::test(start_paused = true)]

@@ -248,10 +248,22 @@ impl admin::sandbox_admin_server::SandboxAdmin for Sandbox {
                 r.code
             )));
         }
-        if r.count == 0 {
-            return Err(Status::invalid_argument("`count` must be positive"));
-        }
         let code = Code::from_i32(r.code);
+        if r.duration_ms > 0 {
+            self.faults.inject_for(
+                &r.method,
+                code,
+                Duration::from_millis(r.duration_ms),
+                &r.message,
+            );
+            tracing::info!(method = %r.method, ?code, duration_ms = r.duration_ms, "outage injected");
+            return Ok(Response::new(admin::InjectFaultResponse {}));
+        }
+        if r.count == 0 {
+            return Err(Status::invalid_argument(
+                "`count` or `duration_ms` must be positive",
+            ));
+        }
         self.faults.inject(&r.method, code, r.count, &r.message);
         tracing::info!(method = %r.method, ?code, count = r.count, "fault injected");
         Ok(Response::new(admin::InjectFaultResponse {}))
@@ -276,6 +288,15 @@ impl admin::sandbox_admin_server::SandboxAdmin for Sandbox {
         self.faults.clear();
         tracing::info!("faults cleared");
         Ok(Response::new(admin::ClearFaultsResponse {}))
+    }
+
+    async fn call_counts(
+        &self,
+        _request: Request<admin::CallCountsRequest>,
+    ) -> Result<Response<admin::CallCountsResponse>, Status> {
+        Ok(Response::new(admin::CallCountsResponse {
+            calls: self.faults.call_counts().into_iter().collect(),
+        }))
     }
 
     async fn seed(

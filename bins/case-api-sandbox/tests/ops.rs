@@ -22,6 +22,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             code: tonic::Code::Unavailable as i32,
             count: 2,
             message: String::new(),
+            duration_ms: 0,
         })
         .await
         .unwrap();
@@ -37,6 +38,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             code: tonic::Code::Internal as i32,
             count: 1,
             message: "boom".into(),
+            duration_ms: 0,
         })
         .await
         .unwrap();
@@ -49,6 +51,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             code: tonic::Code::PermissionDenied as i32,
             count: 3,
             message: String::new(),
+            duration_ms: 0,
         })
         .await
         .unwrap();
@@ -58,12 +61,39 @@ async fn injected_faults_fail_the_next_n_calls() {
         .unwrap();
     assert!(api.list_comments(ACME, CASE_10002).await.is_ok());
 
+    admin
+        .inject_fault(admin::InjectFaultRequest {
+            method: "GetCase".into(),
+            code: tonic::Code::Unavailable as i32,
+            count: 0,
+            message: String::new(),
+            duration_ms: 60_000,
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let err = api.get_case(ACME, CASE_10002).await.unwrap_err();
+        assert!(matches!(err, CaseApiError::Unavailable(_)), "{err:?}");
+    }
+    admin
+        .clear_faults(admin::ClearFaultsRequest {})
+        .await
+        .unwrap();
+    let counts = admin
+        .call_counts(admin::CallCountsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .calls;
+    assert_eq!(counts.get("/case.v1.CaseService/GetCase"), Some(&6));
+
     let bad = admin
         .inject_fault(admin::InjectFaultRequest {
             method: "*".into(),
             code: 0,
             count: 1,
             message: String::new(),
+            duration_ms: 0,
         })
         .await
         .unwrap_err();

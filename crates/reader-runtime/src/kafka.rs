@@ -25,7 +25,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientContext, TopicPartitionList};
 use std::panic::AssertUnwindSafe;
-use thirdparty_core::{MessagePosition, Payload, Pipeline};
+use thirdparty_core::{Decision, ErrorClass, MessageOutcome, MessagePosition, Payload, Pipeline};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -345,7 +345,17 @@ impl PartitionWorker {
             false
         };
         match handled {
-            Ok(Handled::Done(_)) => {
+            Ok(Handled::Done(outcome)) => {
+                // The durable record of what became of each message (the chaos harness
+                // accounts for every offset with it): written before the offset is stored.
+                tracing::debug!(
+                    target: "message_outcome",
+                    topic = %self.topic,
+                    partition = self.partition,
+                    offset,
+                    outcome = %OutcomeSummary(&outcome),
+                    "message handled"
+                );
                 if s.store_offsets {
                     self.store(offset);
                 }
@@ -364,6 +374,40 @@ impl PartitionWorker {
         // librdkafka stores offset + 1: the next offset to consume.
         if let Err(err) = consumer.store_offset(&self.topic, self.partition, offset) {
             tracing::warn!(topic = %self.topic, partition = self.partition, offset, error = %err, "offset store failed");
+        }
+    }
+}
+
+/// What became of a message, one word per changelog: `applied`, `would_apply`,
+/// `filtered:<reason>`, `rejected`; or for the whole message `skipped`, `decode_failed`,
+/// `discarded`.
+struct OutcomeSummary<'a>(&'a MessageOutcome);
+
+impl std::fmt::Display for OutcomeSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            MessageOutcome::Skipped => f.write_str("skipped"),
+            MessageOutcome::Undecodable(err) => match err.class() {
+                ErrorClass::Discard => f.write_str("discarded"),
+                ErrorClass::Skip | ErrorClass::Retry => f.write_str("decode_failed"),
+            },
+            MessageOutcome::Handled(reports) => {
+                for (i, report) in reports.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    match &report.decision {
+                        Decision::Applied => f.write_str("applied")?,
+                        Decision::WouldApply => f.write_str("would_apply")?,
+                        Decision::Filtered(reason) => write!(f, "filtered:{}", reason.as_str())?,
+                        Decision::Rejected(_) => f.write_str("rejected")?,
+                    }
+                }
+                if reports.is_empty() {
+                    f.write_str("no_changelog")?;
+                }
+                Ok(())
+            }
         }
     }
 }

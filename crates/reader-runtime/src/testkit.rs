@@ -335,6 +335,19 @@ impl ReaderProcess {
         health: SocketAddr,
         log: &Path,
     ) -> Result<Self> {
+        Self::spawn_with_env(binary, config, extra, &[], health, log)
+    }
+
+    /// Starts `binary --config <config> run <extra...>` with extra environment variables
+    /// (`RUST_LOG` is `info` unless `env` sets it).
+    pub fn spawn_with_env(
+        binary: &Path,
+        config: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        health: SocketAddr,
+        log: &Path,
+    ) -> Result<Self> {
         let log = std::fs::File::create(log).context("creating the reader log")?;
         let child = Command::new(binary)
             .arg("--config")
@@ -342,6 +355,7 @@ impl ReaderProcess {
             .arg("run")
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -389,6 +403,16 @@ impl ReaderProcess {
             .await
             .context("reader did not exit in time")??;
         Ok(status.code())
+    }
+
+    /// The exit status if the process has exited (without waiting).
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Kills with SIGKILL and reaps.

@@ -66,7 +66,9 @@ filter_reasons! {
     CustomFieldNotConfigured => "custom_field_not_configured",
     /// The new assignee matches no user of the organization.
     AssigneeResolutionFailed => "assignee_resolution_failed",
-    /// The case kept changing under us: every bounded re-read and re-filter lost the version race.
+    /// The case kept changing under us: every bounded re-read and re-filter lost the version
+    /// race. Counted, not dropped: the message goes back to the retry policy (backoff, then
+    /// handled again whole), so a busy case delays a change but never loses it.
     CaseVersionMismatch => "case_version_mismatch",
     /// The ServiceNow instance is not configured for the organization.
     InstanceNotConfigured => "instance_not_configured",

@@ -81,8 +81,8 @@ pub enum MessageOutcome {
 pub struct PipelineConfig {
     /// The flavor name used in metric names and tags (`jira`, `servicenow`).
     pub flavor: String,
-    /// How many times a version conflict re-reads the case and filters again before the
-    /// changelog is dropped as `case_version_mismatch`.
+    /// How many times a version conflict re-reads the case and filters again before it is
+    /// counted as `case_version_mismatch` and handed to the retry policy (never dropped).
     pub max_conflict_retries: u32,
     /// Decide but never write.
     pub dry_run: bool,
@@ -339,8 +339,14 @@ impl Pipeline {
                         Err(err) => return settle(HandleError::api("get_case", err)),
                     };
                 }
-                Err(CaseApiError::VersionMismatch { .. }) => {
-                    return Ok(Decision::Filtered(FilterReason::CaseVersionMismatch));
+                Err(err @ CaseApiError::VersionMismatch { .. }) => {
+                    // Dropping the change here would lose it (the chaos run caught exactly
+                    // that): count the lost race under the seed's reason, then let the retry
+                    // policy back off and handle the whole message again (what it already
+                    // applied is then a duplicate).
+                    self.telemetry
+                        .filtered(changelog, FilterReason::CaseVersionMismatch);
+                    return settle(HandleError::api("update_case", err));
                 }
                 Err(err) => return settle(HandleError::api("process_changelog", err)),
             }

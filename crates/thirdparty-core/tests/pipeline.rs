@@ -91,16 +91,19 @@ async fn a_version_conflict_re_reads_and_re_filters_a_bounded_number_of_times() 
     let case = api.case("case-1").unwrap();
     assert_eq!((case.title.as_str(), case.version), ("after conflicts", 4));
 
-    api.conflict_next_updates(100);
-    let out = p
-        .handle(&payload(&[title("ITEM-1", "never")]))
-        .await
-        .unwrap();
+    api.conflict_next_updates(4);
+    let message = payload(&[title("ITEM-1", "after a retry")]);
+    let err = p.handle(&message).await.unwrap_err();
     assert_eq!(
-        decisions(out),
-        [Decision::Filtered(FilterReason::CaseVersionMismatch)]
+        (err.class(), err.kind()),
+        (ErrorClass::Retry, "version_mismatch"),
+        "a lost race is retried, never dropped: {err:?}"
     );
     assert_eq!(api.calls().update_case, 3 + 4, "1 try + 3 bounded re-tries");
+    assert_eq!(api.case("case-1").unwrap().title, "after conflicts");
+    let out = p.handle(&message).await.unwrap();
+    assert_eq!(decisions(out), [Decision::Applied], "the retry applies it");
+    assert_eq!(api.case("case-1").unwrap().title, "after a retry");
 }
 
 #[tokio::test]
@@ -269,11 +272,15 @@ fn metrics_carry_the_seed_names_and_tags() {
             .unwrap();
         rt.block_on(async {
             let api = seeded();
-            let p = pipeline(api, PipelineConfig::new("toy"));
+            let p = pipeline(api.clone(), PipelineConfig::new("toy"));
             p.handle(&payload(&[title("ITEM-1", "new"), title("ITEM-404", "x")]))
                 .await
                 .unwrap();
             p.handle(&Payload::new(&b"nope"[..])).await.unwrap();
+            api.conflict_next_updates(4);
+            p.handle(&payload(&[title("ITEM-1", "raced")]))
+                .await
+                .unwrap_err();
         });
     });
     let metrics = take(&snapshotter);
@@ -292,6 +299,15 @@ fn metrics_carry_the_seed_names_and_tags() {
             Some(("reason", "no_corresponding_case"))
         ),
         1
+    );
+    assert_eq!(
+        counter(
+            &metrics,
+            "dd.case_third_party_reader.toy.filtered",
+            Some(("reason", "case_version_mismatch"))
+        ),
+        1,
+        "a lost version race is counted (and retried)"
     );
     assert_eq!(
         counter(

@@ -286,6 +286,27 @@ async fn table_reaches_every_servicenow_reason() {
             }
             Prep::ConflictUpdates(n) => api.conflict_next_updates(n),
         }
+        if row.expected == [Filtered(R::CaseVersionMismatch)] {
+            // Counted, then retried (never dropped): the retry after the lost races applies.
+            let err = pipeline
+                .handle(&Payload::new(event.clone()))
+                .await
+                .expect_err(row.name);
+            assert_eq!(
+                err.class(),
+                ErrorClass::Retry,
+                "row `{}`: {err:?}",
+                row.name
+            );
+            assert_eq!(
+                decisions(&pipeline, &event).await,
+                [Applied],
+                "row `{}`",
+                row.name
+            );
+            reached.insert(R::CaseVersionMismatch);
+            continue;
+        }
         let got = decisions(&pipeline, &event).await;
         assert_eq!(got, row.expected, "row `{}`", row.name);
         reached.extend(got.iter().filter_map(|d| match d {

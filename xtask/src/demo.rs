@@ -75,14 +75,14 @@ pub fn run(root: &Path, broker: BrokerKind) -> Result<()> {
 
 /// The binaries the demo runs.
 #[derive(Debug)]
-struct Binaries {
-    jira_reader: PathBuf,
-    servicenow_reader: PathBuf,
-    sandbox: PathBuf,
+pub(crate) struct Binaries {
+    pub(crate) jira_reader: PathBuf,
+    pub(crate) servicenow_reader: PathBuf,
+    pub(crate) sandbox: PathBuf,
 }
 
 /// `cargo build` of the readers and the sandbox; returns their executables.
-fn build(root: &Path) -> Result<Binaries> {
+pub(crate) fn build(root: &Path) -> Result<Binaries> {
     println!("Building jira-reader, servicenow-reader and case-api-sandbox...");
     let output = crate::cargo_command()
         .args([
@@ -141,7 +141,7 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     let bootstrap = broker.bootstrap();
     println!("Kafka ({}) on {bootstrap}", broker_name(&broker));
 
-    let sandbox = Sandbox::start(&bins.sandbox, &root.join(SEED), dir).await?;
+    let sandbox = Sandbox::start(&bins.sandbox, &root.join(SEED), dir, None).await?;
     println!("Sandbox Case API on {}", sandbox.endpoint);
 
     let mut readers = Readers {
@@ -274,16 +274,27 @@ async fn wait_committed(bootstrap: &str, topic: &str, partition: i32, offset: i6
 // ---- Case API sandbox -------------------------------------------------------------------
 
 /// The sandbox Case API as a child process (killed on drop).
-struct Sandbox {
+pub(crate) struct Sandbox {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Sandbox {
-    async fn start(binary: &Path, seed: &Path, dir: &Path) -> Result<Self> {
+    /// Starts the sandbox with `seed`, in memory or on the SQLite file `db`, logging to
+    /// `dir/sandbox.log`, and waits until it serves.
+    pub(crate) async fn start(
+        binary: &Path,
+        seed: &Path,
+        dir: &Path,
+        db: Option<&Path>,
+    ) -> Result<Self> {
         let listen = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(dir.join("sandbox.log")).context("creating sandbox.log")?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(db) = db {
+            command.arg("--db").arg(db);
+        }
+        let child = command
             .arg("--listen")
             .arg(&listen)
             .arg("--seed")
@@ -320,14 +331,14 @@ impl Sandbox {
         }
     }
 
-    async fn api(&self) -> Result<GrpcCaseApi> {
+    pub(crate) async fn api(&self) -> Result<GrpcCaseApi> {
         GrpcCaseApi::connect(&GrpcCaseApiConfig::new(self.endpoint.clone()))
             .await
             .map_err(|e| anyhow!("connecting to the sandbox: {e}"))
     }
 
     /// SIGTERM, then waits for it to exit.
-    async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")

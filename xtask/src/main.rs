@@ -2,6 +2,7 @@
 
 mod bench;
 mod broker;
+mod chaos;
 mod demo;
 mod fuzz;
 mod scenario;
@@ -63,6 +64,18 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "embedded")]
         broker: demo::BrokerKind,
     },
+    /// At-least-once under faults: both flavors on Tansu (SQLite) and the sandbox (SQLite) while
+    /// readers are SIGKILLed, the broker restarts and the Case API fails; compares every case
+    /// with the state computed from the workload and accounts for every message; writes
+    /// target/chaos/report.json.
+    Chaos {
+        /// A smaller run (under 5 minutes).
+        #[arg(long)]
+        quick: bool,
+        /// The workload and fault schedule seed.
+        #[arg(long, default_value_t = 20_261_127)]
+        seed: u64,
+    },
     /// Runs each cargo-fuzz target of `fuzz/` (the Jira and ServiceNow decoders, the changelog
     /// round trip) for N seconds on nightly, installing cargo-fuzz if missing; prints executions
     /// and findings per target and fails on any finding.
@@ -116,6 +129,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Broker { port, storage, .. } => broker::run(port, &storage),
         Cmd::E2e => broker::e2e(workspace_root()?),
         Cmd::Bench { quick, broker } => bench::run(workspace_root()?, quick, broker),
+        Cmd::Chaos { quick, seed } => chaos::run(workspace_root()?, quick, seed),
         Cmd::Fuzz { seconds } => fuzz::run(workspace_root()?, seconds),
     }
 }

@@ -19,12 +19,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
 use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::dates;
-use crate::json::{Obj, missing, wrong_type};
+use crate::json::{Json, Skip, json_object, missing};
 use crate::{INTEGRATION, META_ACCOUNT_ID, META_ISSUE_TYPE_ID, META_PROJECT_ID};
 
 /// The default largest message value the decoder accepts (4 MiB, above Kafka's default 1 MB
@@ -84,17 +83,107 @@ impl Decoder for JiraDecoder {
                 limit: self.max_payload_bytes,
             });
         }
-        let document: Value = serde_json::from_slice(value)?;
+        // JSON is UTF-8 throughout (a byte outside a string that is not ASCII is a syntax
+        // error anyway): one check of the whole value is much cheaper than one per string.
+        let text = std::str::from_utf8(value).map_err(|e| {
+            DecodeError::Malformed(format!(
+                "invalid UTF-8 at byte {} of the message value",
+                e.valid_up_to()
+            ))
+        })?;
+        // One pass over the text into the typed view; anything that is not JSON (or is too
+        // deep) is `Malformed`, wherever it sits in the document.
+        let document: Json<'_, Envelope<'_>> = serde_json::from_str(text)?;
         // Valid JSON of the wrong shape fails validation: discarded, not skipped.
-        let Value::Object(root) = &document else {
+        let Json::Object(envelope) = &document else {
             return Err(DecodeError::invalid(
                 "",
                 "the message value is not a JSON object",
             ));
         };
-        decode_envelope(&Obj::new(root, ""))
+        decode_envelope(envelope)
     }
 }
+
+// The parts of the envelope the decoder reads (SPEC section 3); every other key is skipped.
+json_object!(
+    /// The Kafka message value.
+    Envelope {
+        "orgId" => org_id: Json<'a>,
+        "integration" => integration: Json<'a>,
+        "jiraAccountId" => jira_account_id: Json<'a>,
+        "receivedAt" => received_at: Json<'a>,
+        "webhook" => webhook: Json<'a, Webhook<'a>>,
+    }
+);
+json_object!(
+    /// The Jira webhook body.
+    Webhook {
+        "webhookEvent" => webhook_event: Json<'a>,
+        "timestamp" => timestamp: Json<'a>,
+        "user" => user: Json<'a, User<'a>>,
+        "issue" => issue: Json<'a, Issue<'a>>,
+        "changelog" => changelog: Json<'a, ChangelogItems<'a>>,
+        "comment" => comment: Json<'a, Comment<'a>>,
+    }
+);
+json_object!(
+    /// `webhook.issue`.
+    Issue {
+        "id" => id: Json<'a>,
+        "key" => key: Json<'a>,
+        "fields" => fields: Json<'a, Fields<'a>>,
+    }
+);
+json_object!(
+    /// `webhook.issue.fields`: only the scope the pre-filter needs.
+    Fields {
+        "project" => project: Json<'a, WithId<'a>>,
+        "issuetype" => issuetype: Json<'a, WithId<'a>>,
+    }
+);
+json_object!(
+    /// An object of which only the `id` is read.
+    WithId {
+        "id" => id: Json<'a>,
+    }
+);
+json_object!(
+    /// A Jira user (Cloud `accountId`, Server `name`).
+    User {
+        "accountId" => account_id: Json<'a>,
+        "name" => name: Json<'a>,
+        "displayName" => display_name: Json<'a>,
+    }
+);
+json_object!(
+    /// `webhook.changelog`.
+    ChangelogItems {
+        "items" => items: Json<'a, Skip, Json<'a, Item<'a>>>,
+    }
+);
+json_object!(
+    /// One `webhook.changelog.items[]` entry.
+    Item {
+        "field" => field: Json<'a>,
+        "fieldId" => field_id: Json<'a>,
+        "fieldtype" => fieldtype: Json<'a>,
+        "from" => from: Json<'a>,
+        "fromString" => from_string: Json<'a>,
+        "to" => to: Json<'a>,
+        "toString" => to_string: Json<'a>,
+    }
+);
+json_object!(
+    /// `webhook.comment`.
+    Comment {
+        "id" => id: Json<'a>,
+        "body" => body: Json<'a>,
+        "author" => author: Json<'a, User<'a>>,
+        "created" => created: Json<'a>,
+        "updated" => updated: Json<'a>,
+    }
+);
 
 /// What every changelog of one webhook shares.
 struct Common {
@@ -125,9 +214,12 @@ impl Common {
     }
 }
 
-fn decode_envelope(envelope: &Obj<'_>) -> Result<Vec<Changelog>, DecodeError> {
-    let org_id = org_id(envelope)?;
-    if let Some(integration) = envelope.opt_str("integration")?
+fn decode_envelope(envelope: &Envelope<'_>) -> Result<Vec<Changelog>, DecodeError> {
+    let org_id = org_id(&envelope.org_id)?;
+    if let Some(integration) = envelope
+        .integration
+        .opt_str()
+        .map_err(|e| e.at("integration"))?
         && integration != INTEGRATION
     {
         return Err(DecodeError::invalid(
@@ -136,55 +228,88 @@ fn decode_envelope(envelope: &Obj<'_>) -> Result<Vec<Changelog>, DecodeError> {
         ));
     }
     let account_id = envelope
-        .opt_str("jiraAccountId")?
+        .jira_account_id
+        .opt_str()
+        .map_err(|e| e.at("jiraAccountId"))?
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| missing("jiraAccountId"))?;
-    let received_at = envelope.opt_str("receivedAt")?;
-    let webhook = envelope.req_obj("webhook")?;
+    let received_at = envelope
+        .received_at
+        .opt_str()
+        .map_err(|e| e.at("receivedAt"))?;
+    let webhook = envelope
+        .webhook
+        .opt_obj()
+        .map_err(|e| e.at("webhook"))?
+        .ok_or_else(|| missing("webhook"))?;
     let event = webhook
-        .opt_str("webhookEvent")?
+        .webhook_event
+        .opt_str()
+        .map_err(|e| e.at("webhook.webhookEvent"))?
         .ok_or_else(|| missing("webhook.webhookEvent"))?;
     match event {
         EVENT_ISSUE_UPDATED | EVENT_ISSUE_CREATED => {
-            let common = common(org_id, account_id, &webhook)?;
-            issue_changelogs(&common, &webhook, received_at)
+            let common = common(org_id, account_id, webhook)?;
+            issue_changelogs(&common, webhook, received_at)
         }
         EVENT_COMMENT_CREATED => {
-            let common = common(org_id, account_id, &webhook)?;
-            comment_changelog(&common, &webhook, received_at).map(|c| vec![c])
+            let common = common(org_id, account_id, webhook)?;
+            comment_changelog(&common, webhook, received_at).map(|c| vec![c])
         }
         other => Err(DecodeError::UnsupportedEvent(other.to_owned())),
     }
 }
 
-fn org_id(envelope: &Obj<'_>) -> Result<u64, DecodeError> {
-    match envelope.get("orgId") {
-        None => Err(missing("orgId")),
-        Some(Value::Number(n)) => match n.as_u64() {
+fn org_id(value: &Json<'_>) -> Result<u64, DecodeError> {
+    match value {
+        Json::Null => Err(missing("orgId")),
+        Json::Number(n) => match n.as_u64() {
             Some(0) => Err(DecodeError::invalid("orgId", "must be positive")),
             Some(id) => Ok(id),
             None => Err(DecodeError::invalid("orgId", "expected a positive integer")),
         },
-        Some(other) => Err(wrong_type("orgId", "a positive integer", other)),
+        other => Err(other.wrong("a positive integer").at("orgId")),
     }
 }
 
-fn common(org_id: u64, account_id: &str, webhook: &Obj<'_>) -> Result<Common, DecodeError> {
-    let issue = webhook.req_obj("issue")?;
-    let issue_id = issue.req_id("id")?;
+fn common(org_id: u64, account_id: &str, webhook: &Webhook<'_>) -> Result<Common, DecodeError> {
+    let issue = webhook
+        .issue
+        .opt_obj()
+        .map_err(|e| e.at("webhook.issue"))?
+        .ok_or_else(|| missing("webhook.issue"))?;
+    let issue_id = issue.id.req_id("webhook.issue.id")?;
     let issue_key = issue
-        .opt_str("key")?
+        .key
+        .opt_str()
+        .map_err(|e| e.at("webhook.issue.key"))?
         .filter(|s| !s.trim().is_empty())
         .map(str::to_owned);
     let mut metadata = BTreeMap::new();
     metadata.insert(META_ACCOUNT_ID.to_owned(), account_id.to_owned());
-    if let Some(fields) = issue.opt_obj("fields")? {
-        for (object, key) in [
-            ("project", META_PROJECT_ID),
-            ("issuetype", META_ISSUE_TYPE_ID),
+    if let Some(fields) = issue
+        .fields
+        .opt_obj()
+        .map_err(|e| e.at("webhook.issue.fields"))?
+    {
+        for (object, key, path) in [
+            (
+                &fields.project,
+                META_PROJECT_ID,
+                "webhook.issue.fields.project",
+            ),
+            (
+                &fields.issuetype,
+                META_ISSUE_TYPE_ID,
+                "webhook.issue.fields.issuetype",
+            ),
         ] {
-            if let Some(nested) = fields.opt_obj(object)?
-                && let Some(id) = nested.opt_id("id")?.filter(|s| !s.trim().is_empty())
+            if let Some(nested) = object.opt_obj().map_err(|e| e.at(path))?
+                && let Some(id) = nested
+                    .id
+                    .opt_id()
+                    .map_err(|e| e.at(format!("{path}.id")))?
+                    .filter(|s| !s.trim().is_empty())
             {
                 metadata.insert(key.to_owned(), id);
             }
@@ -201,8 +326,8 @@ fn common(org_id: u64, account_id: &str, webhook: &Obj<'_>) -> Result<Common, De
 /// When the change happened, in UTC: the webhook's epoch-millisecond `timestamp`, else the
 /// comment's `created` / `updated`, else the envelope's `receivedAt`.
 fn event_time(
-    webhook: &Obj<'_>,
-    comment: Option<&Obj<'_>>,
+    webhook: &Webhook<'_>,
+    comment: Option<&Comment<'_>>,
     received_at: Option<&str>,
 ) -> Result<OffsetDateTime, DecodeError> {
     // The same instant in UTC, so every changelog prints its time the same way; an instant
@@ -218,27 +343,30 @@ fn event_time(
 }
 
 fn source_time(
-    webhook: &Obj<'_>,
-    comment: Option<&Obj<'_>>,
+    webhook: &Webhook<'_>,
+    comment: Option<&Comment<'_>>,
     received_at: Option<&str>,
 ) -> Result<OffsetDateTime, DecodeError> {
-    if let Some(value) = webhook.get("timestamp") {
-        let path = webhook.child_path("timestamp");
-        let millis = match value {
-            Value::Number(n) => n
+    const PATH: &str = "webhook.timestamp";
+    match &webhook.timestamp {
+        Json::Null => {}
+        Json::Number(n) => {
+            let millis = n
                 .as_i64()
-                .ok_or_else(|| DecodeError::invalid(&path, "expected integer milliseconds"))?,
-            other => return Err(wrong_type(&path, "epoch milliseconds", other)),
-        };
-        return dates::from_epoch_millis(millis)
-            .ok_or_else(|| DecodeError::invalid(path, "out of range"));
+                .ok_or_else(|| DecodeError::invalid(PATH, "expected integer milliseconds"))?;
+            return dates::from_epoch_millis(millis)
+                .ok_or_else(|| DecodeError::invalid(PATH, "out of range"));
+        }
+        other => return Err(other.wrong("epoch milliseconds").at(PATH)),
     }
     if let Some(comment) = comment {
-        for key in ["created", "updated"] {
-            if let Some(text) = comment.opt_str(key)? {
-                return dates::parse_datetime(text).ok_or_else(|| {
-                    DecodeError::invalid(comment.child_path(key), "not a date-time")
-                });
+        for (value, path) in [
+            (&comment.created, "webhook.comment.created"),
+            (&comment.updated, "webhook.comment.updated"),
+        ] {
+            if let Some(text) = value.opt_str().map_err(|e| e.at(path))? {
+                return dates::parse_datetime(text)
+                    .ok_or_else(|| DecodeError::invalid(path, "not a date-time"));
             }
         }
     }
@@ -246,20 +374,21 @@ fn source_time(
         return dates::parse_datetime(text)
             .ok_or_else(|| DecodeError::invalid("receivedAt", "not an RFC 3339 date-time"));
     }
-    Err(missing("webhook.timestamp"))
+    Err(missing(PATH))
 }
 
 /// A Jira user as an author: Cloud `accountId` (else Server `name`) and `displayName`.
-fn author(user: Option<Obj<'_>>) -> Result<Option<Author>, DecodeError> {
+fn author(user: Option<&User<'_>>, path: &str) -> Result<Option<Author>, DecodeError> {
     let Some(user) = user else {
         return Ok(None);
     };
     let non_blank = |s: &&str| !s.trim().is_empty();
-    let id = match user.opt_str("accountId")?.filter(non_blank) {
+    let field = |value, key| str_at(value, || format!("{path}.{key}"));
+    let id = match field(&user.account_id, "accountId")?.filter(non_blank) {
         Some(id) => Some(id),
-        None => user.opt_str("name")?.filter(non_blank),
+        None => field(&user.name, "name")?.filter(non_blank),
     };
-    let display_name = user.opt_str("displayName")?.filter(non_blank);
+    let display_name = field(&user.display_name, "displayName")?.filter(non_blank);
     if id.is_none() && display_name.is_none() {
         return Ok(None);
     }
@@ -269,32 +398,57 @@ fn author(user: Option<Obj<'_>>) -> Result<Option<Author>, DecodeError> {
     }))
 }
 
+/// A string, or absent; any other type is invalid at `path()`.
+fn str_at<'v>(
+    value: &'v Json<'_>,
+    path: impl FnOnce() -> String,
+) -> Result<Option<&'v str>, DecodeError> {
+    value.opt_str().map_err(|e| e.at(path()))
+}
+
+/// The JSON path of key `key` of changelog item `index`.
+fn item_path(index: usize, key: &str) -> String {
+    format!("webhook.changelog.items[{index}].{key}")
+}
+
 fn issue_changelogs(
     common: &Common,
-    webhook: &Obj<'_>,
+    webhook: &Webhook<'_>,
     received_at: Option<&str>,
 ) -> Result<Vec<Changelog>, DecodeError> {
-    let Some(changelog) = webhook.opt_obj("changelog")? else {
+    let Some(changelog) = webhook
+        .changelog
+        .opt_obj()
+        .map_err(|e| e.at("webhook.changelog"))?
+    else {
         return Ok(Vec::new());
     };
-    let items = changelog.opt_array("items")?.unwrap_or_default();
+    let items = changelog
+        .items
+        .opt_array()
+        .map_err(|e| e.at("webhook.changelog.items"))?
+        .unwrap_or_default();
     if items.is_empty() {
         return Ok(Vec::new());
     }
     let timestamp = event_time(webhook, None, received_at)?;
-    let author = author(webhook.opt_obj("user")?)?;
+    let user = webhook.user.opt_obj().map_err(|e| e.at("webhook.user"))?;
+    let author = author(user, "webhook.user")?;
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        let path = format!("{}.items[{index}]", changelog.path());
-        let Value::Object(map) = item else {
-            return Err(wrong_type(&path, "an object", item));
+        let Json::Object(item) = item else {
+            return Err(item
+                .wrong("an object")
+                .at(format!("webhook.changelog.items[{index}]")));
         };
-        let item = Obj::new(map, path);
-        let mut decoded = common.changelog(classify(&item)?, timestamp, author.clone());
-        decoded.from_id = item.opt_id("from")?;
-        decoded.from_string = item.opt_str("fromString")?.map(str::to_owned);
-        decoded.to_id = item.opt_id("to")?;
-        decoded.to_string = item.opt_str("toString")?.map(str::to_owned);
+        let string =
+            |value, key| str_at(value, || item_path(index, key)).map(|s| s.map(str::to_owned));
+        let id = |value: &Json<'_>, key| value.opt_id().map_err(|e| e.at(item_path(index, key)));
+        let mut decoded = common.changelog(classify(item, index)?, timestamp, author.clone());
+        decoded.from_id = id(&item.from, "from")?;
+        decoded.from_string = string(&item.from_string, "fromString")?;
+        decoded.to_id = id(&item.to, "to")?;
+        decoded.to_string = string(&item.to_string, "toString")?;
         out.push(decoded);
     }
     Ok(out)
@@ -302,32 +456,49 @@ fn issue_changelogs(
 
 fn comment_changelog(
     common: &Common,
-    webhook: &Obj<'_>,
+    webhook: &Webhook<'_>,
     received_at: Option<&str>,
 ) -> Result<Changelog, DecodeError> {
-    let comment = webhook.req_obj("comment")?;
-    let comment_id = comment.req_id("id")?;
-    let body = comment.opt_str("body")?.map(str::to_owned);
-    let author = author(comment.opt_obj("author")?)?;
-    let timestamp = event_time(webhook, Some(&comment), received_at)?;
+    let comment = webhook
+        .comment
+        .opt_obj()
+        .map_err(|e| e.at("webhook.comment"))?
+        .ok_or_else(|| missing("webhook.comment"))?;
+    let comment_id = comment.id.req_id("webhook.comment.id")?;
+    let body = comment
+        .body
+        .opt_str()
+        .map_err(|e| e.at("webhook.comment.body"))?
+        .map(str::to_owned);
+    let user = comment
+        .author
+        .opt_obj()
+        .map_err(|e| e.at("webhook.comment.author"))?;
+    let author = author(user, "webhook.comment.author")?;
+    let timestamp = event_time(webhook, Some(comment), received_at)?;
     let mut decoded = common.changelog(ChangelogType::CreateComment, timestamp, author);
     decoded.body = body;
     decoded.comment_id = Some(comment_id);
     Ok(decoded)
 }
 
-/// The changelog type of one changelog item: by `fieldId` (Cloud) or `field` name (Server),
-/// case-insensitively; custom fields (`fieldtype: custom`) are never taken for system fields.
-fn classify(item: &Obj<'_>) -> Result<ChangelogType, DecodeError> {
+/// The changelog type of changelog item `index`: by `fieldId` (Cloud) or `field` name
+/// (Server), case-insensitively; custom fields (`fieldtype: custom`) are never taken for system
+/// fields.
+fn classify(item: &Item<'_>, index: usize) -> Result<ChangelogType, DecodeError> {
     let non_blank = |s: &&str| !s.is_empty();
-    let field_id = item.opt_str("fieldId")?.map(str::trim).filter(non_blank);
-    let field_name = item.opt_str("field")?.map(str::trim).filter(non_blank);
-    let custom = item
-        .opt_str("fieldtype")?
+    let field = |value, key| str_at(value, || item_path(index, key));
+    let field_id = field(&item.field_id, "fieldId")?
+        .map(str::trim)
+        .filter(non_blank);
+    let field_name = field(&item.field, "field")?
+        .map(str::trim)
+        .filter(non_blank);
+    let custom = field(&item.fieldtype, "fieldtype")?
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("custom"));
     let Some(key) = field_id.or(field_name) else {
         return Err(DecodeError::invalid(
-            item.child_path("field"),
+            item_path(index, "field"),
             "neither `fieldId` nor `field` names the changed field",
         ));
     };
@@ -340,29 +511,31 @@ fn classify(item: &Obj<'_>) -> Result<ChangelogType, DecodeError> {
     };
     if id.is_empty() {
         return Err(DecodeError::invalid(
-            item.child_path("field"),
+            item_path(index, "field"),
             "the field name has no letters or digits to derive an id from",
         ));
     }
     Ok(ChangelogType::Unsupported(id))
 }
 
-/// The system field a field id or name designates (`Status`, `duedate`, `Due Date`, ...).
+/// The system field a field id or name designates (`Status`, `duedate`, `Due Date`, ...):
+/// compared on its letters and digits, lowercased, without building the normalized name.
 fn system_field(key: &str) -> Option<ChangelogType> {
-    let normalized: String = key
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect();
-    Some(match normalized.as_str() {
-        "summary" => ChangelogType::UpdateTitle,
-        "description" => ChangelogType::UpdateDescription,
-        "priority" => ChangelogType::UpdatePriority,
-        "status" => ChangelogType::UpdateStatus,
-        "assignee" => ChangelogType::UpdateAssignee,
-        "duedate" => ChangelogType::UpdateDueDate,
-        _ => return None,
-    })
+    let normalized = || {
+        key.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+    };
+    [
+        ("summary", ChangelogType::UpdateTitle),
+        ("description", ChangelogType::UpdateDescription),
+        ("priority", ChangelogType::UpdatePriority),
+        ("status", ChangelogType::UpdateStatus),
+        ("assignee", ChangelogType::UpdateAssignee),
+        ("duedate", ChangelogType::UpdateDueDate),
+    ]
+    .into_iter()
+    .find_map(|(name, system)| normalized().eq(name.chars()).then_some(system))
 }
 
 /// A stable field id for a Server item that has no `fieldId`: the name lowercased, each run of
@@ -388,7 +561,7 @@ pub fn field_id_from_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!("{}/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));

@@ -78,12 +78,30 @@ pub fn e2e(root: &std::path::Path) -> Result<()> {
             "--ignored",
             "--test-threads=1",
         ])
-        .env("TANSU_BIN", tansu)
+        .env("TANSU_BIN", &tansu)
         .current_dir(root)
         .status()
         .context("running the tansu end-to-end tests")?;
     if !status.success() {
         bail!("the end-to-end tests on tansu failed ({status})");
+    }
+    let status = crate::cargo_command()
+        .args([
+            "test",
+            "-p",
+            "jira-reader",
+            "--test",
+            "bad_input",
+            "tansu_",
+            "--",
+            "--ignored",
+        ])
+        .env("TANSU_BIN", &tansu)
+        .current_dir(root)
+        .status()
+        .context("running the tansu bad-input corpus")?;
+    if !status.success() {
+        bail!("the bad-input corpus on tansu failed ({status})");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The bad-input corpus, end to end: the real `jira-reader` binary on the embedded broker reads
-//! truncated JSON, wrong types, a 10 MB body, 10,000-deep nesting, invalid UTF-8, unknown events,
-//! missing ids and duplicate keys on one partition. Each one is counted as a decoding failure
+//! The bad-input corpus, end to end: the real `jira-reader` binary on the embedded broker (and on
+//! Tansu, through `cargo xtask e2e`) reads truncated JSON, wrong types, oversized bodies (10 MB on
+//! Tansu), 10,000-deep nesting, invalid UTF-8, unknown events, missing ids and duplicate keys on
+//! one partition. Each one is counted as a decoding failure
 //! (skip class) or discarded with its reason (discard class) and acknowledged; a valid message
 //! after them on the same partition is applied; the reader's peak RSS stays bounded.
 
@@ -46,6 +47,8 @@ fn status_update(ts_ms: i64) -> Value {
 
 /// Above `integration_jira::DEFAULT_MAX_PAYLOAD_BYTES` (4 MiB), below the mock cluster's 5 MiB.
 const BIG: usize = 4 * 1024 * 1024 + 512 * 1024;
+/// 10 MB, for a broker that keeps it (Tansu).
+const TEN_MB: usize = 10 * 1024 * 1024;
 
 /// A valid envelope whose comment body makes it `size` bytes long or a little more.
 fn comment_of_size(size: usize) -> Vec<u8> {
@@ -70,8 +73,9 @@ enum Expect {
     Discarded,
 }
 
-/// The corpus: (name, value, expected outcome).
-fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
+/// The corpus: (name, value, expected outcome); its oversized bodies are `big` bytes (above
+/// 5 MiB: a second one, unterminated).
+fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
     let valid = serde_json::to_vec(&status_update(1_717_236_000_000)).unwrap();
     let mut out = Vec::new();
     out.push(("empty value", Vec::new(), Expect::Undecodable));
@@ -107,13 +111,19 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
     ));
     // A body above the decoder's 4 MiB limit. librdkafka's mock cluster keeps at most 5 MiB of
     // log per partition (it drops a message above that at once, and older segments when a new
-    // message pushes the log over), so end to end there is one 4.5 MiB body; the 10 MB bodies
-    // go through the same pipeline below (`ten_megabyte_bodies_are_too_large`).
+    // message pushes the log over), so on it there is one 4.5 MiB body; Tansu takes 10 MB ones.
     out.push((
-        "4.5 MiB comment body",
-        comment_of_size(BIG),
+        "oversized comment body",
+        comment_of_size(big),
         Expect::Undecodable,
     ));
+    if big > 5 * 1024 * 1024 {
+        out.push((
+            "oversized unterminated document",
+            unterminated(big),
+            Expect::Undecodable,
+        ));
+    }
     // Valid JSON of the wrong shape or types.
     out.push(("a JSON array", b"[1, 2, 3]".to_vec(), Expect::Discarded));
     out.push(("a JSON string", br#""hello""#.to_vec(), Expect::Discarded));
@@ -234,13 +244,31 @@ impl Reader {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_is_accounted_for_acked_and_the_partition_moves_on() {
+    let dir = test_dir();
+    let kafka = TestBroker::embedded().unwrap();
+    corpus_end_to_end(kafka, BIG, dir).await;
+}
+
+/// The same on Tansu, with 10 MB bodies (run by `cargo xtask e2e`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Tansu: run by `cargo xtask e2e`"]
+async fn tansu_every_bad_input_is_accounted_for_acked_and_the_partition_moves_on() {
+    let dir = test_dir();
+    let kafka = TestBroker::tansu(&dir.join("tansu")).await.unwrap();
+    corpus_end_to_end(kafka, TEN_MB, dir).await;
+}
+
+fn test_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "jira-bad-input-{}-{}",
         std::process::id(),
         free_port()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let kafka = TestBroker::embedded().unwrap();
+    dir
+}
+
+async fn corpus_end_to_end(kafka: TestBroker, big: usize, dir: PathBuf) {
     kafka.create_topic(TOPIC, 1).await.unwrap();
     let sandbox = SandboxServer::bind(
         SandboxConfig {
@@ -304,11 +332,11 @@ listen = "{health}"
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka.bootstrap())
         .set("message.timeout.ms", "10000")
-        .set("message.max.bytes", "8000000")
+        .set("message.max.bytes", "16000000")
         .set("linger.ms", "0")
         .create()
         .unwrap();
-    let corpus = corpus();
+    let corpus = corpus(big);
     let mut last_bad = 0;
     for (name, value, _) in &corpus {
         let (partition, offset) = produce(&producer, TOPIC, Some(0), "PROJ-12", value)
@@ -383,7 +411,15 @@ listen = "{health}"
         "dd_case_third_party_reader_decoding_failed",
         "error",
     );
-    assert_eq!(too_large.get("too_large"), Some(&1.0), "{too_large:?}");
+    let oversized = corpus
+        .iter()
+        .filter(|c| c.0.starts_with("oversized"))
+        .count() as f64;
+    assert_eq!(
+        too_large.get("too_large"),
+        Some(&oversized),
+        "{too_large:?}"
+    );
 
     let peak = reader.peak_rss_mib();
     eprintln!("jira-reader peak RSS over the corpus: {peak:.1} MiB");
@@ -392,6 +428,7 @@ listen = "{health}"
         "peak RSS {peak:.1} MiB above {PEAK_RSS_BOUND_MIB} MiB"
     );
     drop(reader);
+    drop(kafka);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -424,7 +461,6 @@ async fn ten_megabyte_bodies_are_too_large() {
         Arc::new(api.clone()),
     )
     .build();
-    const TEN_MB: usize = 10 * 1024 * 1024;
     for value in [comment_of_size(TEN_MB), unterminated(TEN_MB)] {
         let size = value.len();
         let outcome = pipeline.handle(&Payload::new(value)).await.unwrap();

@@ -228,7 +228,7 @@ async fn chaos(
     ));
 
     // The fault timeline, in the window the workload is produced in.
-    let mut rng = Rng::new(seed ^ 0xC4A0_5);
+    let mut rng = Rng::new(seed ^ 0x000C_4A05);
     let timeline = timeline(plan, &mut rng);
     let chaos_started = Instant::now();
     let mut faults = Faults::default();

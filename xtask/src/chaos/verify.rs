@@ -194,7 +194,7 @@ const FIELDS: [CaseField; 6] = [
 ];
 
 async fn compare_cases(
-    api: &GrpcCaseApi,
+    api: &impl CaseApi,
     workload: &Workload,
     edits: &BTreeMap<String, Option<String>>,
     verdict: &mut Verdict,
@@ -309,6 +309,115 @@ fn marker(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chaos::workload::{ExpectedCase, generate};
+    use thirdparty_core::testkit::InMemoryCaseApi;
+    use thirdparty_core::{Author, Case, ExternalReference, NewComment};
+    use time::macros::datetime;
+
+    /// A Case API holding exactly the expected state.
+    async fn perfect(cases: &[ExpectedCase]) -> InMemoryCaseApi {
+        let api = InMemoryCaseApi::new();
+        for expected in cases {
+            assert!(expected.fields.due_date.is_none(), "ServiceNow cases only");
+            api.insert_case(Case {
+                id: expected.case_id.clone(),
+                org_id: ORG,
+                project_id: "p".into(),
+                version: 1,
+                title: expected.fields.title.clone(),
+                description: expected.fields.description.clone(),
+                priority: expected.fields.priority.clone(),
+                status: expected.fields.status.clone(),
+                assignee_id: expected.fields.assignee_id.clone(),
+                due_date: None,
+                created_at: datetime!(2025-01-01 0:00 UTC),
+                external_references: vec![ExternalReference {
+                    integration: "servicenow".into(),
+                    reference: expected.reference.clone(),
+                }],
+                field_watermarks: BTreeMap::new(),
+            });
+            for (marker, work_note) in &expected.comments {
+                add(&api, expected, marker, *work_note, "1").await;
+            }
+        }
+        api
+    }
+
+    async fn add(
+        api: &InMemoryCaseApi,
+        case: &ExpectedCase,
+        marker: &str,
+        work_note: bool,
+        copy: &str,
+    ) {
+        api.add_comment(&NewComment {
+            org_id: ORG,
+            case_id: case.case_id.clone(),
+            idempotency_key: format!("{marker}/{copy}"),
+            body: format!("text {marker} text"),
+            author: Author::default(),
+            is_work_note: work_note,
+            integration: "servicenow".into(),
+            source_event_time: datetime!(2025-01-01 0:00 UTC),
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The comparison finds each kind of damage (and nothing on the expected state).
+    #[tokio::test]
+    async fn the_comparison_counts_lost_duplicated_and_wrong_effects() {
+        let workload = generate(3, 0, 6, 400);
+        let api = perfect(&workload.cases).await;
+        let mut verdict = Verdict::default();
+        compare_cases(&api, &workload, &BTreeMap::new(), &mut verdict)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                verdict.lost_updates,
+                verdict.duplicate_comments,
+                verdict.wrong_fields
+            ),
+            (0, 0, 0),
+            "{:?}",
+            verdict.problems
+        );
+        assert!(verdict.expected_comments > 50);
+
+        // A status back at an earlier value, a comment twice, an echo applied, a wrong title.
+        let case = workload
+            .cases
+            .iter()
+            .find(|c| c.history.contains_key(&CaseField::Status))
+            .unwrap();
+        let mut damaged = api.case(&case.case_id).unwrap();
+        let earlier = case.history[&CaseField::Status]
+            .iter()
+            .flatten()
+            .find(|s| **s != case.fields.status);
+        damaged.status = earlier.unwrap().clone();
+        damaged.title = "never written by anyone".into();
+        api.insert_case(damaged);
+        let (marker, work_note) = case.comments.iter().next().unwrap();
+        add(&api, case, marker, *work_note, "2").await;
+        add(&api, case, "[echo-x-1]", false, "1").await;
+        let mut verdict = Verdict::default();
+        compare_cases(&api, &workload, &BTreeMap::new(), &mut verdict)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                verdict.lost_updates,
+                verdict.duplicate_comments,
+                verdict.wrong_fields
+            ),
+            (1, 1, 2),
+            "{:?}",
+            verdict.problems
+        );
+    }
 
     #[test]
     fn markers_and_accounting() {

@@ -274,7 +274,7 @@ impl Generator {
     fn new_issue(&mut self, i: usize) -> Issue {
         let key = format!("CHS-{}", i + 1);
         let title = format!("Chaos case {key}");
-        let edited = i % 5 == 0;
+        let edited = i.is_multiple_of(5);
         self.cases.push(ExpectedCase {
             case_id: format!("7c4a0000-0000-4000-8000-{:012}", 100_000 + i),
             flavor: Flavor::Jira,
@@ -303,7 +303,7 @@ impl Generator {
 
     fn new_incident(&mut self, i: usize) -> Incident {
         let sys_id = format!("c4a0{:028x}", 0x5eed_0000 + i);
-        let edited = i % 5 == 0;
+        let edited = i.is_multiple_of(5);
         self.cases.push(ExpectedCase {
             case_id: format!("7c4a0000-0000-4000-8000-{:012}", 200_000 + i),
             flavor: Flavor::ServiceNow,

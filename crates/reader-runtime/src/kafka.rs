@@ -294,37 +294,36 @@ impl PartitionWorker {
     async fn run(self, queue: PartitionQueue, mut stray: mpsc::UnboundedReceiver<OwnedMessage>) {
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task started");
         loop {
-            let message = tokio::select! {
+            // The value is copied once, into the payload (`detach` would copy it first).
+            let (offset, value) = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                Some(message) = stray.recv() => message,
+                Some(message) = stray.recv() => (message.offset(), value_of(&message)),
                 received = queue.recv() => match received {
-                    Ok(message) => message.detach(),
+                    Ok(message) => (message.offset(), value_of(&message)),
                     Err(err) => {
                         tracing::warn!(topic = %self.topic, partition = self.partition, error = %err, "partition error");
                         continue;
                     }
                 },
             };
-            if !self.handle(message).await {
+            if !self.handle(offset, value).await {
                 break;
             }
         }
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task stopped");
     }
 
-    /// Handles one message; false when the task must stop.
-    async fn handle(&self, message: OwnedMessage) -> bool {
-        let offset = message.offset();
+    /// Handles the message at `offset`; false when the task must stop.
+    async fn handle(&self, offset: i64, value: Vec<u8>) -> bool {
         let payload = Payload {
-            value: message.payload().unwrap_or_default().to_vec(),
+            value,
             position: Some(MessagePosition {
                 topic: self.topic.clone(),
                 partition: self.partition,
                 offset,
             }),
         };
-        drop(message);
         let s = &self.shared;
         s.health.begin(&self.topic, self.partition);
         // A panic while handling must not silently kill this partition's task: it ends the
@@ -376,6 +375,11 @@ impl PartitionWorker {
             tracing::warn!(topic = %self.topic, partition = self.partition, offset, error = %err, "offset store failed");
         }
     }
+}
+
+/// A message's value (empty when it has none).
+fn value_of<M: Message>(message: &M) -> Vec<u8> {
+    message.payload().unwrap_or_default().to_vec()
 }
 
 /// What became of a message, one word per changelog: `applied`, `would_apply`,

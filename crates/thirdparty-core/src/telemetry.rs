@@ -3,6 +3,8 @@
 //! Every metric goes through the `metrics` facade; the runtime installs the DogStatsD and
 //! Prometheus exporters. Log lines never carry comment or description bodies.
 
+use std::sync::Arc;
+
 use metrics::{counter, histogram};
 
 use crate::changelog::Changelog;
@@ -64,16 +66,17 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
 /// Emits the pipeline's metrics for one flavor.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
-    flavor: String,
-    filtered_name: String,
+    // Shared, so the label and name of every metric call are a reference count, not a copy.
+    flavor: Arc<str>,
+    filtered_name: Arc<str>,
 }
 
 impl Telemetry {
     /// Telemetry for `flavor`.
     pub fn new(flavor: &str) -> Self {
         Self {
-            flavor: flavor.to_owned(),
-            filtered_name: filtered_metric_name(flavor),
+            flavor: Arc::from(flavor),
+            filtered_name: Arc::from(filtered_metric_name(flavor)),
         }
     }
 

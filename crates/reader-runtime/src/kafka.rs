@@ -224,7 +224,7 @@ impl ReaderContext {
             stop,
         };
         self.shared.runtime.spawn(async move {
-            worker.run(queue, stray_rx).await;
+            crate::telemetry::with_log_batch(worker.run(queue, stray_rx)).await;
             let _ = done_tx.send(());
         });
     }
@@ -338,6 +338,7 @@ impl PartitionWorker {
         .catch_unwind()
         .await;
         s.health.end(&self.topic, self.partition);
+        crate::telemetry::flush_log_batch();
         let fatal = |why: String| {
             let reason = format!("{}:{}:{offset}: {why}", self.topic, self.partition);
             let _ = s.fatal.send(reason);
@@ -355,6 +356,8 @@ impl PartitionWorker {
                     outcome = %OutcomeSummary(&outcome),
                     "message handled"
                 );
+                // Every line of this message is written before its offset may be committed.
+                crate::telemetry::flush_log_batch();
                 if s.store_offsets {
                     self.store(offset);
                 }

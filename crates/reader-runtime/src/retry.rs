@@ -39,7 +39,10 @@ pub async fn handle_with_retry(
 ) -> Handled {
     let mut attempt = 0;
     loop {
-        let err = match pipeline.handle(payload).await {
+        let handled = pipeline.handle(payload).await;
+        // What this attempt logged goes out now, not when the message is done.
+        crate::telemetry::flush_log_batch();
+        let err = match handled {
             Ok(outcome) => return Handled::Done(outcome),
             Err(err) => err,
         };
@@ -51,6 +54,7 @@ pub async fn handle_with_retry(
         attempt += 1;
         let delay = backoff(config, attempt);
         tracing::warn!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "backing off");
+        crate::telemetry::flush_log_batch();
         tokio::select! {
             _ = stop.cancelled() => return Handled::Stopped,
             _ = tokio::time::sleep(delay) => {}

@@ -17,8 +17,10 @@
 //!
 //! Throughput is measured from the readers' `/metrics` counters, from the first event handled to
 //! the last (so the group join is not counted), with the topic filled before the reader starts.
-//! The sandbox runs inside this process so its per-method call counts are exact (settings and
-//! metadata RPCs per 1,000 events). Peak RSS is each reader's `VmHWM`.
+//! The sandbox is the release `case-api-sandbox` binary, a process of its own on a loopback port
+//! (in memory), so neither the bench's debug build nor its feeder slows it; its per-method call
+//! counts come from its admin `CallCounts` RPC, so they are exact (settings and metadata RPCs per
+//! 1,000 events). Peak RSS is each reader's `VmHWM`.
 //!
 //! Writes `target/bench/report.json`, `report.md` and `throughput.svg`, and prints the table.
 
@@ -30,8 +32,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
-use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use case_api::pb::sandbox::v1 as admin;
+use case_api::pb::sandbox::v1::sandbox_admin_client::SandboxAdminClient;
+use case_api_sandbox::{DEMO_SEED_JSON, Seed};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -39,10 +42,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use reader_runtime::config::KafkaConfig;
 use reader_runtime::testkit::{TestBroker, free_port, http_get, metric_by_label, metric_sum};
 use serde_json::{Value, json};
-use thirdparty_core::{CaseApi, CaseUpdate, FieldChange};
 use tokio::process::{Child, Command};
 
-use crate::demo::BrokerKind;
+use crate::demo::{BrokerKind, Sandbox};
 
 /// The ~8 KiB webhook the decode benchmark uses; every Kafka message is derived from it.
 const WEBHOOK: &str = include_str!("../../crates/integration-jira/benches/issue_updated_8k.json");
@@ -119,7 +121,7 @@ pub fn run(root: &Path, quick: bool, broker: BrokerKind) -> Result<()> {
     if broker == BrokerKind::Tansu {
         crate::broker::ensure_tansu()?;
     }
-    let reader = build_reader(root)?;
+    let bins = build(root)?;
     let dir = target_dir(root).join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -137,7 +139,7 @@ pub fn run(root: &Path, quick: bool, broker: BrokerKind) -> Result<()> {
         .context("starting the Tokio runtime")?;
     let measured = runtime.block_on(async {
         tokio::select! {
-            result = measure(&dir, broker, &reader, sizes) => result,
+            result = measure(&dir, broker, &bins, sizes) => result,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
         }
     });
@@ -164,9 +166,19 @@ pub fn run(root: &Path, quick: bool, broker: BrokerKind) -> Result<()> {
 
 // ---- build and decode ---------------------------------------------------------------------
 
-/// `cargo build --release -p jira-reader`; returns the executable.
-fn build_reader(root: &Path) -> Result<PathBuf> {
-    println!("Building jira-reader (release)...");
+/// The release executables the bench runs.
+#[derive(Debug)]
+struct Bins {
+    reader: PathBuf,
+    sandbox: PathBuf,
+    /// case-api's `update_round_trips` example: limit B from the reader's own client code.
+    grpc_limit: PathBuf,
+}
+
+/// `cargo build --release` of jira-reader, case-api-sandbox and case-api's
+/// `update_round_trips` example; returns the executables.
+fn build(root: &Path) -> Result<Bins> {
+    println!("Building jira-reader, case-api-sandbox and the limit-B client (release)...");
     let output = crate::cargo_command()
         .args([
             "build",
@@ -174,6 +186,13 @@ fn build_reader(root: &Path) -> Result<PathBuf> {
             "--message-format=json-render-diagnostics",
             "-p",
             "jira-reader",
+            "-p",
+            "case-api-sandbox",
+            "-p",
+            "case-api",
+            "--bins",
+            "--example",
+            "update_round_trips",
         ])
         .current_dir(root)
         .stderr(Stdio::inherit())
@@ -182,12 +201,20 @@ fn build_reader(root: &Path) -> Result<PathBuf> {
     if !output.status.success() {
         bail!("`cargo build --release` failed with {}", output.status);
     }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|m| m["target"]["name"] == "jira-reader" && m["executable"].is_string())
-        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo build reported no jira-reader executable")
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let executable = |name: &str| {
+        stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|m| m["target"]["name"] == name && m["executable"].is_string())
+            .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+            .with_context(|| format!("cargo build reported no {name} executable"))
+    };
+    Ok(Bins {
+        reader: executable("jira-reader")?,
+        sandbox: executable("case-api-sandbox")?,
+        grpc_limit: executable("update_round_trips")?,
+    })
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -285,7 +312,44 @@ struct Applied {
     case_api_calls_per_event: f64,
 }
 
-async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> Result<Measured> {
+/// Per-method call counts of the sandbox, from its admin API.
+struct CallCounts {
+    admin: SandboxAdminClient<tonic::transport::Channel>,
+}
+
+/// One `CallCounts` answer: calls per full method path.
+type Calls = std::collections::HashMap<String, u64>;
+
+impl CallCounts {
+    async fn connect(endpoint: &str) -> Result<Self> {
+        let admin = SandboxAdminClient::connect(endpoint.to_owned())
+            .await
+            .context("connecting to the sandbox admin service")?;
+        Ok(Self { admin })
+    }
+
+    async fn now(&mut self) -> Result<Calls> {
+        Ok(self
+            .admin
+            .call_counts(admin::CallCountsRequest {})
+            .await
+            .context("CallCounts")?
+            .into_inner()
+            .calls)
+    }
+}
+
+/// Calls of `method` (a method name, or `*` for all) in `calls`.
+fn count(calls: &Calls, method: &str) -> u64 {
+    calls
+        .iter()
+        .filter(|(path, _)| method == "*" || path.rsplit('/').next() == Some(method))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Result<Measured> {
+    let binary = bins.reader.as_path();
     let broker = match kind {
         BrokerKind::Embedded => TestBroker::embedded()?,
         BrokerKind::Tansu => TestBroker::tansu(&dir.join("tansu")).await?,
@@ -300,18 +364,13 @@ async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> R
     };
     println!("Kafka ({}) on {bootstrap}", m.broker);
 
-    let sandbox = SandboxServer::bind(
-        SandboxConfig {
-            seed: Some(seed(sizes.cases)?),
-            ..SandboxConfig::default()
-        },
-        "127.0.0.1:0".parse()?,
-    )
-    .await
-    .map_err(|e| anyhow!("starting the sandbox: {e}"))?;
-    let endpoint = sandbox.endpoint();
-    println!("Sandbox Case API on {endpoint} (in this process)");
-    let calls = |method: &str| sandbox.faults().calls(method);
+    let seed_file = dir.join("sandbox-seed.json");
+    std::fs::write(&seed_file, seed(sizes.cases)?)
+        .with_context(|| format!("writing {}", seed_file.display()))?;
+    let sandbox = Sandbox::start(&bins.sandbox, &seed_file, dir, None).await?;
+    let endpoint = sandbox.endpoint.clone();
+    println!("Sandbox Case API on {endpoint} (release binary, in memory)");
+    let mut calls = CallCounts::connect(&endpoint).await?;
     let producer = bulk_producer(&bootstrap)?;
     let mut clock = EventClock::new();
     let template: Value = serde_json::from_str(WEBHOOK).context("parsing the webhook")?;
@@ -345,8 +404,9 @@ async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> R
         m.bare_consumer_eps
     );
 
-    let lookups = || calls("GetCase") + calls("FindCaseByExternalReference");
-    let lookups_before = lookups();
+    let lookups =
+        |calls: &Calls| count(calls, "GetCase") + count(calls, "FindCaseByExternalReference");
+    let lookups_before = lookups(&calls.now().await?);
     let mut reader = Reader::start(binary, dir, "filtered", &bootstrap, topic, &endpoint)?;
     reader.wait_ready().await?;
     let filtered_name = "dd_case_third_party_reader_jira_filtered";
@@ -366,18 +426,15 @@ async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> R
     m.filtered_eps = rate? / WEBHOOK_ITEMS as f64;
     m.filtered_changelogs = expected;
     m.filtered_reasons = metric_by_label(&reader.metrics().await?, filtered_name, "reason");
-    m.filtered_case_lookups = lookups() - lookups_before;
+    m.filtered_case_lookups = lookups(&calls.now().await?) - lookups_before;
     m.peak_rss_mib = m.peak_rss_mib.max(reader.peak_rss_mib()?);
     reader.stop().await?;
     println!("  filtered traffic: {:.0} events/s", m.filtered_eps);
 
     // Limit B.
-    let api = GrpcCaseApi::connect(&GrpcCaseApiConfig::new(endpoint.clone()))
-        .await
-        .map_err(|e| anyhow!("connecting to the sandbox: {e}"))?;
-    let before = calls("UpdateCase");
-    m.grpc_limit_cps = grpc_limit(&api, sizes, &mut clock).await?;
-    m.grpc_limit_calls = calls("UpdateCase") - before;
+    let before = count(&calls.now().await?, "UpdateCase");
+    m.grpc_limit_cps = grpc_limit(&bins.grpc_limit, &endpoint, sizes, &mut clock).await?;
+    m.grpc_limit_calls = count(&calls.now().await?, "UpdateCase") - before;
     println!(
         "  limit B (UpdateCase round trips): {:.0} calls/s",
         m.grpc_limit_cps
@@ -396,8 +453,7 @@ async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> R
                 Ok((issue.to_string(), value))
             })
             .collect::<Result<_>>()?;
-        let (settings, metadata) = (calls("GetProjectSettings"), calls("ListSyncMetadata"));
-        let all_before = calls("*");
+        let before = calls.now().await?;
         let name = format!("applied-{partitions}");
         let mut reader = Reader::start(binary, dir, &name, &bootstrap, &topic, &endpoint)?;
         reader.wait_ready().await?;
@@ -411,10 +467,12 @@ async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> R
         drop(messages);
         m.peak_rss_mib = m.peak_rss_mib.max(reader.peak_rss_mib()?);
         reader.stop().await?;
-        m.settings_rpcs += calls("GetProjectSettings") - settings;
-        m.metadata_rpcs += calls("ListSyncMetadata") - metadata;
+        let after = calls.now().await?;
+        let delta = |method: &str| count(&after, method) - count(&before, method);
+        m.settings_rpcs += delta("GetProjectSettings");
+        m.metadata_rpcs += delta("ListSyncMetadata");
         m.applied_total += sizes.applied_events;
-        let per_event = (calls("*") - all_before) as f64 / sizes.applied_events as f64;
+        let per_event = delta("*") as f64 / sizes.applied_events as f64;
         println!(
             "  applied, {partitions} partition(s): {eps:.0} events/s ({per_event:.2} Case API calls per event)"
         );
@@ -455,24 +513,22 @@ async fn measure(dir: &Path, kind: BrokerKind, binary: &Path, sizes: Sizes) -> R
         m.latency_rate_eps, m.p50_ms, m.p99_ms
     );
 
-    drop(api);
-    sandbox
-        .shutdown()
-        .await
-        .map_err(|e| anyhow!("stopping the sandbox: {e}"))?;
+    drop(calls);
+    sandbox.stop().await?;
     drop(broker);
     Ok(m)
 }
 
-/// The demo seed plus `cases` cases in the Jira project, each referenced by one Jira issue.
-fn seed(cases: u64) -> Result<Seed> {
+/// The demo seed plus `cases` cases in the Jira project, each referenced by one Jira issue (as
+/// the sandbox's `--seed` JSON, checked here).
+fn seed(cases: u64) -> Result<String> {
     let mut doc: Value = serde_json::from_str(DEMO_SEED_JSON).context("parsing the demo seed")?;
     let list = doc["cases"]
         .as_array_mut()
         .context("the demo seed has a `cases` list")?;
     for i in 0..cases {
         list.push(json!({
-            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "id": case_id(i),
             "org_id": ORG_ID,
             "project_id": PROJECT_ID,
             "version": 1,
@@ -487,7 +543,9 @@ fn seed(cases: u64) -> Result<Seed> {
             "field_watermarks": {}
         }));
     }
-    Seed::from_json(&doc.to_string()).context("the bench seed")
+    let json = doc.to_string();
+    Seed::from_json(&json).context("the bench seed")?;
+    Ok(json)
 }
 
 /// Strictly increasing event times (epoch ms), starting an hour ago so they stay in the past;
@@ -709,44 +767,49 @@ async fn paced(
 
 // ---- Case API -----------------------------------------------------------------------------
 
-/// Limit B: sequential `UpdateCase` title writes from one client over the seeded cases.
-async fn grpc_limit(api: &GrpcCaseApi, sizes: Sizes, clock: &mut EventClock) -> Result<f64> {
-    let mut versions: Vec<u64> = Vec::with_capacity(sizes.cases as usize);
-    for i in 0..sizes.cases {
-        let case = api
-            .get_case(ORG_ID, &case_id(i))
-            .await
-            .map_err(|e| anyhow!("reading a bench case: {e}"))?
-            .context("a bench case is missing")?;
-        versions.push(case.version);
+/// Limit B: sequential `UpdateCase` title writes from one client over the seeded cases, by
+/// the release `update_round_trips` client (the reader's `GrpcCaseApi`: this debug build would
+/// measure its own overhead, not the round trips); its event times follow `clock`'s.
+async fn grpc_limit(
+    client: &Path,
+    endpoint: &str,
+    sizes: Sizes,
+    clock: &mut EventClock,
+) -> Result<f64> {
+    let first_ms = clock.next();
+    let output = Command::new(client)
+        .arg(endpoint)
+        .arg(ORG_ID.to_string())
+        .arg(CASE_ID_PREFIX)
+        .arg(sizes.cases.to_string())
+        .arg(sizes.limit_b.as_secs_f64().to_string())
+        .arg(first_ms.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {}", client.display()))?;
+    if !output.status.success() {
+        bail!("{} failed with {}", client.display(), output.status);
     }
-    let started = Instant::now();
-    let mut n = 0u64;
-    while started.elapsed() < sizes.limit_b {
-        let i = (n % sizes.cases) as usize;
-        let timestamp = clock.next();
-        let update = CaseUpdate {
-            org_id: ORG_ID,
-            case_id: case_id(i as u64),
-            expected_version: versions[i],
-            change: FieldChange::Title(format!("Limit B write {n}")),
-            source_event_time: time::OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(timestamp) * 1_000_000,
-            )?,
-            integration: "jira".to_owned(),
-        };
-        let case = api
-            .update_case(&update)
-            .await
-            .map_err(|e| anyhow!("UpdateCase: {e}"))?;
-        versions[i] = case.version;
-        n += 1;
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let result: Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("the output of {}", client.display()))?;
+    let calls = result["calls"]
+        .as_u64()
+        .context("no `calls` in its output")?;
+    // The writes used event times first_ms .. first_ms + calls - 1.
+    clock.next_ms = first_ms + calls as i64;
+    result["calls_per_s"]
+        .as_f64()
+        .context("no `calls_per_s` in its output")
 }
 
+/// Case ids of the seeded bench cases: this prefix and the case's number on 12 digits.
+const CASE_ID_PREFIX: &str = "00000000-0000-4000-8000-";
+
 fn case_id(i: u64) -> String {
-    format!("00000000-0000-4000-8000-{i:012}")
+    format!("{CASE_ID_PREFIX}{i:012}")
 }
 
 // ---- the reader ---------------------------------------------------------------------------
@@ -1256,7 +1319,7 @@ impl Report {
             md,
             "\n![applied events/s against partitions](throughput.svg)\n\n\
              Every ratio compares figures measured in this run, on the same broker ({broker}) \
-             and the same in-process sandbox. Topic T: {fe} events of the ~8 KiB webhook on one \
+             and the same sandbox (the release binary, in memory). Topic T: {fe} events of the ~8 KiB webhook on one \
              partition; applied runs: {ae} title changes over {cases} seeded cases each; \
              latency: {le} events at {lr:.0} events/s on one partition (webhook timestamp = \
              produce time). Settings/metadata RPCs: {s} + {md_} over {at} applied events, cold \

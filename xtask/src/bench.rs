@@ -62,10 +62,13 @@ const FIRST_ISSUE: u64 = 900_000;
 /// Partition counts of the applied traffic.
 const PARTITIONS: [i32; 3] = [1, 2, 4];
 /// The reader's librdkafka pass-through, shared by the bare consumer (limit A).
+/// `fetch.wait.max.ms`: librdkafka's mock cluster holds a fetch that finds no data for the whole
+/// wait, even when data arrives meanwhile (a real broker answers as soon as `fetch.min.bytes`
+/// is there), so on it every idle fetch adds up to this much latency.
 const KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("session.timeout.ms", "6000"),
     ("heartbeat.interval.ms", "500"),
-    ("fetch.wait.max.ms", "20"),
+    ("fetch.wait.max.ms", "5"),
 ];
 /// Unconsumed events per partition the feeder allows (well under the mock cluster's ~5 MiB
 /// partition retention).
@@ -492,7 +495,7 @@ async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Res
     let capacity = m.applied.first().map(|a| a.eps).unwrap_or(100.0);
     m.latency_rate_eps = (capacity * 0.5).clamp(10.0, 200.0).round();
     let sent = paced(
-        &producer,
+        &latency_producer(&bootstrap)?,
         topic,
         &template,
         m.latency_rate_eps,
@@ -612,6 +615,17 @@ fn applied_message(template: &Value, issue: u64, n: u64, timestamp: i64) -> Resu
 }
 
 // ---- Kafka --------------------------------------------------------------------------------
+
+/// A producer that sends each message at once (the latency phase: the produce time is the
+/// event time, so a linger would count as the reader's latency).
+fn latency_producer(bootstrap: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "10000")
+        .set("linger.ms", "0")
+        .create()
+        .context("creating a producer")
+}
 
 /// A producer that batches, to fill topics quickly (filling is not measured).
 fn bulk_producer(bootstrap: &str) -> Result<FutureProducer> {

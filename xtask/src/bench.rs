@@ -5,7 +5,9 @@
 //!
 //! One run, in this order:
 //! 1. decode: the criterion benchmark `integration-jira/benches/decode.rs` (typed Jira decode of
-//!    an ~8 KiB webhook against a `serde_json::Value` parse of the same bytes);
+//!    an ~8 KiB webhook against a `serde_json::Value` parse of the same bytes), each function
+//!    measured in alternating runs, keeping each one's lowest median (the machine is shared and
+//!    its speed drifts from run to run: one slow run of one function would skew the ratio);
 //! 2. limit A: a bare rdkafka consumer with the reader's client settings reads topic T;
 //! 3. filtered: the release jira-reader reads T, where every event is dropped by the pre-filter
 //!    (the Jira project has no sync metadata);
@@ -89,8 +91,8 @@ struct Sizes {
     limit_b: Duration,
     /// Duration of the latency phase.
     latency: Duration,
-    /// Criterion warm-up and measurement times, in seconds.
-    criterion: (u32, u32),
+    /// Criterion warm-up and measurement times per run, in seconds, and runs per function.
+    criterion: (u32, u32, u32),
 }
 
 impl Sizes {
@@ -102,7 +104,7 @@ impl Sizes {
                 cases: 400,
                 limit_b: Duration::from_secs(3),
                 latency: Duration::from_secs(5),
-                criterion: (1, 2),
+                criterion: (1, 1, 3),
             }
         } else {
             Self {
@@ -111,7 +113,7 @@ impl Sizes {
                 cases: 2_000,
                 limit_b: Duration::from_secs(10),
                 latency: Duration::from_secs(15),
-                criterion: (3, 5),
+                criterion: (2, 3, 4),
             }
         }
     }
@@ -129,7 +131,7 @@ pub fn run(root: &Path, quick: bool, broker: BrokerKind) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     println!("Decode benchmark (criterion)...");
-    let decode = decode_bench(root, sizes)?;
+    let decode = decode_bench(root, &dir, sizes)?;
     println!(
         "  typed {:.1} µs, Value {:.1} µs",
         decode.typed_ns / 1e3,
@@ -227,59 +229,88 @@ fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-/// Mean times per decode, from criterion.
+/// Times per decode, from criterion: each function's lowest median over its runs.
 #[derive(Debug, Clone, Copy)]
 struct Decode {
     typed_ns: f64,
     value_ns: f64,
 }
 
-/// Runs the criterion benchmark and reads its `--output-format bencher` lines.
-fn decode_bench(root: &Path, sizes: Sizes) -> Result<Decode> {
-    let (warm_up, measurement) = sizes.criterion;
+/// Builds the criterion benchmark, runs each function `runs` times, alternating which goes
+/// first, and keeps each one's lowest median (criterion's `estimates.json`, written under
+/// `dir/criterion`).
+fn decode_bench(root: &Path, dir: &Path, sizes: Sizes) -> Result<Decode> {
+    let (warm_up, measurement, runs) = sizes.criterion;
     let output = crate::cargo_command()
         .args([
             "bench",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
             "-p",
             "integration-jira",
             "--bench",
             "decode",
-            "--",
-            "--output-format",
-            "bencher",
-            "--warm-up-time",
-            &warm_up.to_string(),
-            "--measurement-time",
-            &measurement.to_string(),
         ])
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()
-        .context("running cargo bench")?;
+        .context("running cargo bench --no-run")?;
     if !output.status.success() {
-        bail!("`cargo bench` failed with {}", output.status);
+        bail!("`cargo bench --no-run` failed with {}", output.status);
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let ns = |name: &str| -> Result<f64> {
-        // "test jira_decode_8k/typed ... bench:       12,345 ns/iter (+/- 67)"
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("test jira_decode_8k/{name} ")))
-            .with_context(|| format!("no `{name}` line in the criterion output:\n{text}"))?;
-        let figure = line
-            .split("bench:")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .with_context(|| format!("unexpected criterion line `{line}`"))?;
-        figure
-            .replace(',', "")
-            .parse()
-            .with_context(|| format!("unexpected criterion figure in `{line}`"))
+    let executable = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|m| m["target"]["name"] == "decode" && m["executable"].is_string())
+        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo bench reported no decode executable")?;
+    let home = dir.join("criterion");
+    let run = |name: &str| -> Result<f64> {
+        let status = std::process::Command::new(&executable)
+            .args([
+                "--bench",
+                "--warm-up-time",
+                &warm_up.to_string(),
+                "--measurement-time",
+                &measurement.to_string(),
+                &format!("jira_decode_8k/{name}"),
+            ])
+            .env("CRITERION_HOME", &home)
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .context("running the decode benchmark")?;
+        if !status.success() {
+            bail!("the decode benchmark failed with {status}");
+        }
+        let path = home.join(format!("jira_decode_8k/{name}/new/estimates.json"));
+        let estimates: Value = serde_json::from_slice(
+            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", path.display()))?;
+        estimates["median"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("no median in {}", path.display()))
     };
-    Ok(Decode {
-        typed_ns: ns("typed")?,
-        value_ns: ns("value")?,
-    })
+    let (mut typed_ns, mut value_ns) = (f64::INFINITY, f64::INFINITY);
+    for round in 0..runs.max(1) {
+        let order = if round % 2 == 0 {
+            ["typed", "value"]
+        } else {
+            ["value", "typed"]
+        };
+        for name in order {
+            let ns = run(name)?;
+            let best = if name == "typed" {
+                &mut typed_ns
+            } else {
+                &mut value_ns
+            };
+            *best = best.min(ns);
+        }
+    }
+    Ok(Decode { typed_ns, value_ns })
 }
 
 // ---- the measured phases ------------------------------------------------------------------

@@ -864,12 +864,12 @@ fn at(hour: i64, minute: i64) -> OffsetDateTime {
     datetime!(2024-06-03 0:00 UTC) + Duration::minutes(hour * 60 + minute)
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
+pub(crate) fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// `2024-06-03T09:02:00Z`.
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),
@@ -882,7 +882,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// Jira's own format: `2024-06-03T09:02:00.000+0000`.
-fn jira_time(t: OffsetDateTime) -> String {
+pub(crate) fn jira_time(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000+0000",
         t.year(),
@@ -923,12 +923,22 @@ fn issue_json(issue: Issue) -> Value {
     })
 }
 
-/// The Kafka envelope around a Jira webhook received one second after `at`.
+/// The Kafka envelope around an Acme Jira webhook received one second after `at`.
 fn envelope(at: OffsetDateTime, webhook: Value) -> Vec<u8> {
+    jira_envelope(ACME, JIRA_SITE, at, webhook)
+}
+
+/// The Kafka envelope around a Jira webhook of `org_id`'s `site`, received one second after `at`.
+pub(crate) fn jira_envelope(
+    org_id: u64,
+    site: &str,
+    at: OffsetDateTime,
+    webhook: Value,
+) -> Vec<u8> {
     json!({
-        "orgId": ACME,
+        "orgId": org_id,
         "integration": "jira",
-        "jiraAccountId": JIRA_SITE,
+        "jiraAccountId": site,
         "receivedAt": rfc3339(at + Duration::seconds(1)),
         "webhook": webhook
     })
@@ -984,7 +994,7 @@ fn item(field: &str, from: &str, from_string: &str, to: &str, to_string: &str) -
 }
 
 /// A text item (summary, description): the text only in the strings.
-fn text_item(field: &str, from_string: &str, to_string: &str) -> Value {
+pub(crate) fn text_item(field: &str, from_string: &str, to_string: &str) -> Value {
     json!({"field": field, "fieldtype": "jira", "fieldId": field,
            "from": null, "fromString": from_string, "to": null, "toString": to_string})
 }
@@ -1025,8 +1035,29 @@ fn servicenow_event_for(
     updated_by: &str,
     data: Value,
 ) -> Vec<u8> {
+    servicenow_message(
+        "datadog_x_incident",
+        org_id,
+        sys_id,
+        instance,
+        updated_at,
+        updated_by,
+        data,
+    )
+}
+
+/// A ServiceNow message of `event_type` (the readers decode `datadog_x_incident`).
+pub(crate) fn servicenow_message(
+    event_type: &str,
+    org_id: u64,
+    sys_id: &str,
+    instance: &str,
+    updated_at: &str,
+    updated_by: &str,
+    data: Value,
+) -> Vec<u8> {
     json!({
-        "type": "datadog_x_incident",
+        "type": event_type,
         "orgId": org_id,
         "sysId": sys_id,
         "instanceName": instance,

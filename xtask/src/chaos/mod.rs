@@ -232,6 +232,7 @@ async fn chaos(
     let timeline = timeline(plan, &mut rng);
     let chaos_started = Instant::now();
     let mut faults = Faults::default();
+    let mut latency_since = None;
     for (at, action) in timeline {
         let wait = at.saturating_sub(chaos_started.elapsed());
         tokio::time::sleep(wait).await;
@@ -281,8 +282,10 @@ async fn chaos(
                     })
                     .await
                     .context("setting latency")?;
-                if !on {
-                    faults.latency_s = plan.produce_for.as_secs_f64() * 0.2;
+                if on {
+                    latency_since = Some(Instant::now());
+                } else if let Some(since) = latency_since.take() {
+                    faults.latency_s += since.elapsed().as_secs_f64();
                 }
             }
         }

@@ -10,7 +10,6 @@ use case_api::GrpcCaseApi;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use thirdparty_core::{CaseApi, CaseField};
@@ -131,7 +130,6 @@ fn scan(bootstrap: &str) -> Result<BTreeSet<Position>> {
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {}
             Some(Err(e)) => bail!("reading the topics back: {e}"),
             Some(Ok(message)) => {
                 let key = (message.topic().to_owned(), message.partition());

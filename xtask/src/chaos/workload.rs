@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use thirdparty_core::CaseField;
 use time::{Date, Duration, OffsetDateTime, macros::datetime};
 
-use crate::scenario::Flavor;
+use crate::scenario::{
+    Flavor, jira_envelope, jira_time, millis, rfc3339, servicenow_message, text_item,
+};
 
 /// The chaos organization.
 pub const ORG: u64 = 424_242;
@@ -687,36 +689,6 @@ impl Generator {
     }
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// `2025-02-01T08:00:00Z`.
-fn rfc3339(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// Jira's own format: `2025-02-01T08:00:00.000+0000`.
-fn jira_time(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000+0000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
 fn jira_user(account_id: &str, index: usize) -> Value {
     let name = if account_id == JIRA_BOT {
         "Datadog Sync"
@@ -746,22 +718,9 @@ fn issue_json(issue: &Issue) -> Value {
     })
 }
 
-fn text_item(field: &str, from: &str, to: &str) -> Value {
-    json!({"field": field, "fieldtype": "jira", "fieldId": field,
-           "from": null, "fromString": from, "to": null, "toString": to})
-}
-
-/// The Kafka envelope around a Jira webhook received one second after `at`.
+/// The Kafka envelope around a chaos-org Jira webhook received one second after `at`.
 fn envelope(at: OffsetDateTime, webhook: Value) -> Vec<u8> {
-    json!({
-        "orgId": ORG,
-        "integration": "jira",
-        "jiraAccountId": JIRA_SITE,
-        "receivedAt": rfc3339(at + Duration::seconds(1)),
-        "webhook": webhook
-    })
-    .to_string()
-    .into_bytes()
+    jira_envelope(ORG, JIRA_SITE, at, webhook)
 }
 
 fn servicenow_event(
@@ -771,17 +730,7 @@ fn servicenow_event(
     by: &str,
     data: Value,
 ) -> Vec<u8> {
-    json!({
-        "type": event_type,
-        "orgId": ORG,
-        "sysId": sys_id,
-        "instanceName": INSTANCE,
-        "updatedAt": rfc3339(at),
-        "updatedBy": by,
-        "data": data
-    })
-    .to_string()
-    .into_bytes()
+    servicenow_message(event_type, ORG, sys_id, INSTANCE, &rfc3339(at), by, data)
 }
 
 /// The sandbox seed for the chaos org: both projects, their sync metadata, the users and every

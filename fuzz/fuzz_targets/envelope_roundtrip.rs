@@ -10,7 +10,10 @@ use thirdparty_core::{Changelog, Decoder};
 fn round_trip(changelogs: &[Changelog]) {
     for changelog in changelogs {
         let json = serde_json::to_vec(changelog).expect("a changelog serializes");
-        let back: Changelog = serde_json::from_slice(&json).expect("a serialized changelog parses");
+        let mut back: Changelog =
+            serde_json::from_slice(&json).expect("a serialized changelog parses");
+        // The site is not part of the JSON form (the integration's metadata names it).
+        back.site.clone_from(&changelog.site);
         assert_eq!(
             &back,
             changelog,

@@ -573,8 +573,11 @@ fn seed(cases: u64) -> Result<String> {
             "assignee_id": null,
             "due_date": null,
             "created_at": "2024-01-15T09:45:00Z",
-            "external_references": [{ "integration": "jira", "reference": (FIRST_ISSUE + i).to_string() }],
-            "field_watermarks": {}
+            "external_references": [{
+                "integration": "jira",
+                "site": "acme.atlassian.net",
+                "reference": (FIRST_ISSUE + i).to_string()
+            }]
         }));
     }
     let json = doc.to_string();

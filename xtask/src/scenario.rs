@@ -299,7 +299,7 @@ pub fn steps() -> Vec<Step> {
     jira(
         "J10",
         PROJ_13,
-        "PROJ-13 priority Medium -> High, but the case is P1, not P3",
+        "PROJ-13 priority Medium -> High, but the case was set to P1 in Datadog (policy converge)",
         issue_updated(
             PROJ_13,
             JANE,

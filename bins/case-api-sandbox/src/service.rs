@@ -86,9 +86,10 @@ impl pb::case_service_server::CaseService for Sandbox {
         let r = request.into_inner();
         required(&r.integration, "integration")?;
         required(&r.reference, "reference")?;
+        let reference = tp::ExternalReference::new(r.integration, r.site, r.reference);
         let case = self
             .store
-            .run(move |s| s.find_case(r.org_id, &r.integration, &r.reference))
+            .run(move |s| s.find_case(r.org_id, &reference))
             .await?;
         Ok(Response::new(pb::FindCaseByExternalReferenceResponse {
             case: case.as_ref().map(Into::into),

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use thirdparty_core::{
-    Case, CaseField, CaseUpdate, Comment, CommentOutcome, ExternalReference, FieldChange,
-    NewComment, SyncMetadata, SyncSettings, User, UserQuery, Watermark,
+    Case, CaseField, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment,
+    SyncMetadata, SyncSettings, User, UserQuery,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -17,6 +17,27 @@ use time::format_description::well_known::Rfc3339;
 use case_api::convert::{date_from_pb, date_to_pb};
 
 use crate::seed::Seed;
+
+/// Bumped whenever the schema changes incompatibly (2: site-scoped references, per-item
+/// watermarks and last writers).
+const SCHEMA_VERSION: i64 = 2;
+
+/// What the model keeps of a case's sync bookkeeping, stored as one JSON column.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SyncState {
+    #[serde(default)]
+    source_watermarks: Vec<thirdparty_core::SourceWatermark>,
+    #[serde(default)]
+    last_writes: std::collections::BTreeMap<CaseField, thirdparty_core::FieldWrite>,
+}
+
+fn sync_state_json(case: &Case) -> Result<String, StoreError> {
+    serde_json::to_string(&SyncState {
+        source_watermarks: case.source_watermarks.clone(),
+        last_writes: case.last_writes.clone(),
+    })
+    .map_err(corrupt_json)
+}
 
 const SCHEMA: &str = "
 PRAGMA foreign_keys = ON;
@@ -35,22 +56,19 @@ CREATE TABLE IF NOT EXISTS cases (
     status TEXT NOT NULL,
     assignee_id TEXT,
     due_date TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    -- JSON: the source watermarks and last writes of the case, as the model serializes them.
+    sync_state TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS external_references (
     org_id INTEGER NOT NULL,
     integration TEXT NOT NULL,
+    site TEXT NOT NULL,
     reference TEXT NOT NULL,
     case_id TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
-    PRIMARY KEY (org_id, integration, reference)
+    PRIMARY KEY (org_id, integration, site, reference)
 );
 CREATE INDEX IF NOT EXISTS external_references_case ON external_references(case_id);
-CREATE TABLE IF NOT EXISTS field_watermarks (
-    case_id TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
-    field TEXT NOT NULL,
-    source_event_time TEXT NOT NULL,
-    PRIMARY KEY (case_id, field)
-);
 CREATE TABLE IF NOT EXISTS comments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     case_id TEXT NOT NULL,
@@ -199,7 +217,20 @@ impl Store {
         if let DbLocation::File(_) = location {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if version != SCHEMA_VERSION && (version != 0 || tables != 0) {
+            return Err(StoreError::InvalidArgument(format!(
+                "the database has schema version {version}, this sandbox writes version \
+                 {SCHEMA_VERSION}: start from a new file"
+            )));
+        }
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self { conn })
     }
 
@@ -208,19 +239,24 @@ impl Store {
         read_case(&self.conn, org_id, case_id)
     }
 
-    /// The case linked to a third-party item.
+    /// The case linked to a third-party item (integration, site, id; integration and site
+    /// compared ignoring ASCII case).
     pub fn find_case(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, StoreError> {
         let case_id: Option<String> = self
             .conn
             .query_row(
                 "SELECT case_id FROM external_references
-                 WHERE org_id = ?1 AND integration = ?2 AND reference = ?3",
-                params![to_i64(org_id, "org_id")?, integration, reference],
+                 WHERE org_id = ?1 AND integration = ?2 AND site = ?3 AND reference = ?4",
+                params![
+                    to_i64(org_id, "org_id")?,
+                    reference.integration.to_ascii_lowercase(),
+                    reference.site.to_ascii_lowercase(),
+                    reference.reference
+                ],
                 |r| r.get(0),
             )
             .optional()?;
@@ -231,42 +267,36 @@ impl Store {
     }
 
     /// The optimistic-locked write of one field, in one transaction: version check, field,
-    /// watermark (never moved backwards), version bump.
+    /// writer of record, the item's watermark (never moved backwards), version bump.
     pub fn update_case(&mut self, update: &CaseUpdate) -> Result<Case, StoreError> {
         let tx = self.conn.transaction()?;
-        let org = to_i64(update.org_id, "org_id")?;
-        let version: Option<i64> = tx
-            .query_row(
-                "SELECT version FROM cases WHERE id = ?1 AND org_id = ?2",
-                params![update.case_id, org],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let version = match version {
-            Some(v) => to_u64(v, "version")?,
-            None => return Err(StoreError::NotFound(format!("case {}", update.case_id))),
-        };
-        if version != update.expected_version {
+        let mut case = read_case(&tx, update.org_id, &update.case_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("case {}", update.case_id)))?;
+        if case.version != update.expected_version {
             return Err(StoreError::VersionMismatch {
                 case_id: update.case_id.clone(),
                 expected: update.expected_version,
-                actual: version,
+                actual: case.version,
             });
         }
-        let (column, value): (&str, Option<String>) = match &update.change {
-            FieldChange::Title(v) => ("title", Some(v.clone())),
-            FieldChange::Description(v) => ("description", Some(v.clone())),
-            FieldChange::Priority(v) => ("priority", v.clone()),
-            FieldChange::Status(v) => ("status", Some(v.clone())),
-            FieldChange::Assignee(v) => ("assignee_id", v.clone()),
-            FieldChange::DueDate(v) => ("due_date", v.map(date_to_pb)),
-        };
+        let before = case.version;
+        case.record_update(update, OffsetDateTime::now_utc());
         let changed = tx.execute(
-            &format!(
-                "UPDATE cases SET {column} = ?1, version = version + 1
-                 WHERE id = ?2 AND version = ?3"
-            ),
-            params![value, update.case_id, to_i64(version, "version")?],
+            "UPDATE cases SET title = ?1, description = ?2, priority = ?3, status = ?4,
+                    assignee_id = ?5, due_date = ?6, version = ?7, sync_state = ?8
+             WHERE id = ?9 AND version = ?10",
+            params![
+                case.title,
+                case.description,
+                case.priority,
+                case.status,
+                case.assignee_id,
+                case.due_date.map(date_to_pb),
+                to_i64(case.version, "version")?,
+                sync_state_json(&case)?,
+                case.id,
+                to_i64(before, "version")?,
+            ],
         )?;
         if changed != 1 {
             return Err(StoreError::Task(format!(
@@ -274,25 +304,6 @@ impl Store {
                 update.case_id
             )));
         }
-        let field = update.change.field();
-        let stored: Option<String> = tx
-            .query_row(
-                "SELECT source_event_time FROM field_watermarks WHERE case_id = ?1 AND field = ?2",
-                params![update.case_id, field.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let mark = match stored.as_deref().map(parse_rfc3339).transpose()? {
-            Some(old) if old >= update.source_event_time => old,
-            _ => update.source_event_time,
-        };
-        tx.execute(
-            "INSERT INTO field_watermarks (case_id, field, source_event_time) VALUES (?1, ?2, ?3)
-             ON CONFLICT (case_id, field) DO UPDATE SET source_event_time = excluded.source_event_time",
-            params![update.case_id, field.as_str(), rfc3339(mark)?],
-        )?;
-        let case = read_case(&tx, update.org_id, &update.case_id)?
-            .ok_or_else(|| StoreError::Task(format!("case {} vanished", update.case_id)))?;
         tx.commit()?;
         Ok(case)
     }
@@ -541,8 +552,8 @@ fn insert_case(tx: &Transaction<'_>, c: &Case) -> Result<(), StoreError> {
     tx.execute("DELETE FROM cases WHERE id = ?1", params![c.id])?;
     tx.execute(
         "INSERT INTO cases (id, org_id, project_id, version, title, description, priority, status,
-                            assignee_id, due_date, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                            assignee_id, due_date, created_at, sync_state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             c.id,
             to_i64(c.org_id, "org_id")?,
@@ -555,15 +566,17 @@ fn insert_case(tx: &Transaction<'_>, c: &Case) -> Result<(), StoreError> {
             c.assignee_id,
             c.due_date.map(date_to_pb),
             rfc3339(c.created_at)?,
+            sync_state_json(c)?,
         ],
     )?;
     for r in &c.external_references {
         tx.execute(
-            "INSERT INTO external_references (org_id, integration, reference, case_id)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO external_references (org_id, integration, site, reference, case_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 to_i64(c.org_id, "org_id")?,
-                r.integration,
+                r.integration.to_ascii_lowercase(),
+                r.site.to_ascii_lowercase(),
                 r.reference,
                 c.id
             ],
@@ -573,18 +586,12 @@ fn insert_case(tx: &Transaction<'_>, c: &Case) -> Result<(), StoreError> {
                 if f.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
                 StoreError::InvalidArgument(format!(
-                    "{} reference {} is linked to two cases",
-                    r.integration, r.reference
+                    "{} reference {} of site `{}` is linked to two cases",
+                    r.integration, r.reference, r.site
                 ))
             }
             e => e.into(),
         })?;
-    }
-    for (field, mark) in &c.field_watermarks {
-        tx.execute(
-            "INSERT INTO field_watermarks (case_id, field, source_event_time) VALUES (?1, ?2, ?3)",
-            params![c.id, field.as_str(), rfc3339(mark.0)?],
-        )?;
     }
     Ok(())
 }
@@ -627,11 +634,12 @@ fn read_case(conn: &Connection, org_id: u64, case_id: &str) -> Result<Option<Cas
         Option<String>,
         Option<String>,
         String,
+        String,
     );
     let row: Option<Row> = conn
         .query_row(
             "SELECT id, org_id, project_id, version, title, description, priority, status,
-                    assignee_id, due_date, created_at
+                    assignee_id, due_date, created_at, sync_state
              FROM cases WHERE id = ?1 AND org_id = ?2",
             params![case_id, to_i64(org_id, "org_id")?],
             |r| {
@@ -647,6 +655,7 @@ fn read_case(conn: &Connection, org_id: u64, case_id: &str) -> Result<Option<Cas
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             },
         )
@@ -663,35 +672,25 @@ fn read_case(conn: &Connection, org_id: u64, case_id: &str) -> Result<Option<Cas
         assignee_id,
         due_date,
         created_at,
+        sync_state,
     )) = row
     else {
         return Ok(None);
     };
     let mut stmt = conn.prepare(
-        "SELECT integration, reference FROM external_references WHERE case_id = ?1
-         ORDER BY integration, reference",
+        "SELECT integration, site, reference FROM external_references WHERE case_id = ?1
+         ORDER BY integration, site, reference",
     )?;
     let external_references = stmt
         .query_map(params![id], |r| {
             Ok(ExternalReference {
                 integration: r.get(0)?,
-                reference: r.get(1)?,
+                site: r.get(1)?,
+                reference: r.get(2)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut stmt =
-        conn.prepare("SELECT field, source_event_time FROM field_watermarks WHERE case_id = ?1")?;
-    let marks = stmt
-        .query_map(params![id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut field_watermarks = std::collections::BTreeMap::new();
-    for (field, at) in marks {
-        let field = CaseField::parse(&field)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown field `{field}`")))?;
-        field_watermarks.insert(field, Watermark(parse_rfc3339(&at)?));
-    }
+    let sync_state: SyncState = serde_json::from_str(&sync_state).map_err(corrupt_json)?;
     Ok(Some(Case {
         id,
         org_id: to_u64(org, "org_id")?,
@@ -709,7 +708,8 @@ fn read_case(conn: &Connection, org_id: u64, case_id: &str) -> Result<Option<Cas
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: parse_rfc3339(&created_at)?,
         external_references,
-        field_watermarks,
+        source_watermarks: sync_state.source_watermarks,
+        last_writes: sync_state.last_writes,
     }))
 }
 

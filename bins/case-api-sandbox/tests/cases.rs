@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use common::*;
 use thirdparty_core::{
-    Author, CaseApi, CaseApiError, CaseField, CaseUpdate, FieldChange, NewComment,
+    Author, CaseApi, CaseApiError, CaseField, CaseUpdate, ExternalReference, FieldChange,
+    NewComment, SyncWrite, UpdateWriter,
 };
 use time::macros::{date, datetime};
 
@@ -22,8 +23,25 @@ fn update(
         case_id: case_id.into(),
         expected_version: version,
         change,
-        source_event_time: at,
-        integration: "jira".into(),
+        writer: UpdateWriter::Sync(SyncWrite {
+            source: jira(case_reference(case_id)),
+            source_event_time: at,
+            change_key: format!("change-at-{at}"),
+        }),
+    }
+}
+
+/// A Jira issue of the demo's Cloud site.
+fn jira(reference: &str) -> ExternalReference {
+    ExternalReference::new("jira", "acme.atlassian.net", reference)
+}
+
+/// The Jira issue the demo links to a case (10002 for `CASE_10002`).
+fn case_reference(case_id: &str) -> &'static str {
+    if case_id == CASE_10002 {
+        "10002"
+    } else {
+        "unlinked"
     }
 }
 
@@ -33,14 +51,22 @@ async fn get_find_update_round_trip_writes_the_watermark() {
     let api = client(&server, None).await;
 
     let found = api
-        .find_case_by_external_reference(ACME, "jira", "10002")
+        .find_case_by_external_reference(ACME, &jira("10002"))
         .await
         .unwrap()
         .expect("case linked to 10002");
     assert_eq!(found.id, CASE_10002);
     assert_eq!(found.status, "OPEN");
     assert_eq!(found.version, 1);
-    assert!(found.field_watermarks.is_empty());
+    assert!(found.source_watermarks.is_empty());
+    let other_site = ExternalReference::new("jira", "jira.acme.internal", "10002");
+    assert_eq!(
+        api.find_case_by_external_reference(ACME, &other_site)
+            .await
+            .unwrap(),
+        None,
+        "issue 10002 of another Jira site is another item"
+    );
     let got = api.get_case(ACME, CASE_10002).await.unwrap().unwrap();
     assert_eq!(got, found);
 
@@ -56,7 +82,12 @@ async fn get_find_update_round_trip_writes_the_watermark() {
         .unwrap();
     assert_eq!(updated.version, 2);
     assert_eq!(updated.status, "IN_PROGRESS");
-    assert_eq!(updated.watermark(CaseField::Status), Some(at));
+    assert_eq!(
+        updated
+            .watermark(CaseField::Status, &jira("10002"))
+            .map(|w| w.at),
+        Some(at)
+    );
     assert_eq!(
         api.get_case(ACME, CASE_10002).await.unwrap().unwrap(),
         updated
@@ -79,7 +110,12 @@ async fn get_find_update_round_trip_writes_the_watermark() {
         .await
         .unwrap();
     assert_eq!((updated.version, updated.priority.clone()), (4, None));
-    assert_eq!(updated.watermark(CaseField::Priority), Some(later));
+    assert_eq!(
+        updated
+            .watermark(CaseField::Priority, &jira("10002"))
+            .map(|w| w.at),
+        Some(later)
+    );
 
     // An older source event never moves a watermark backwards.
     let earlier = datetime!(2024-04-01 0:00 UTC);
@@ -93,11 +129,19 @@ async fn get_find_update_round_trip_writes_the_watermark() {
         .await
         .unwrap();
     assert_eq!(updated.status, "CLOSED");
-    assert_eq!(updated.watermark(CaseField::Status), Some(at));
+    assert_eq!(
+        updated
+            .watermark(CaseField::Status, &jira("10002"))
+            .map(|w| w.at),
+        Some(at)
+    );
 
     // The seed's links to ServiceNow work the same way.
     let snow = api
-        .find_case_by_external_reference(ACME, "servicenow", "9d385017c611228701d22104cc95c371")
+        .find_case_by_external_reference(
+            ACME,
+            &ExternalReference::new("servicenow", "acme", "9d385017c611228701d22104cc95c371"),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -118,7 +162,7 @@ async fn absent_things_are_none_and_bad_writes_are_typed_errors() {
         "other org"
     );
     assert_eq!(
-        api.find_case_by_external_reference(ACME, "jira", "99999")
+        api.find_case_by_external_reference(ACME, &jira("99999"))
             .await
             .unwrap(),
         None

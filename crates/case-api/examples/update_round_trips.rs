@@ -48,10 +48,13 @@ async fn main() -> Result<(), Error> {
             case_id: case_id(i as u64),
             expected_version: versions[i],
             change: FieldChange::Title(format!("Limit B write {n}")),
-            source_event_time: time::OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(millis) * 1_000_000,
-            )?,
-            integration: "jira".to_owned(),
+            writer: thirdparty_core::UpdateWriter::Sync(thirdparty_core::SyncWrite {
+                source: thirdparty_core::ExternalReference::new("jira", "bench", i.to_string()),
+                source_event_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(millis) * 1_000_000,
+                )?,
+                change_key: n.to_string(),
+            }),
         };
         versions[i] = api.update_case(&update).await?.version;
         n += 1;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use thirdparty_core::cache::{DEFAULT_CAPACITY, DEFAULT_TTL, MetadataCache, SettingsCache};
 use thirdparty_core::{
     CacheStats, Case, CaseApi, CaseApiError, CaseUpdate, Clock, Comment, CommentOutcome,
-    NewComment, SyncMetadata, SyncSettings, SystemClock, TtlCache, User, UserQuery,
+    ExternalReference, NewComment, SyncMetadata, SyncSettings, SystemClock, TtlCache, User,
+    UserQuery,
 };
 
 /// Size and freshness of the caches.
@@ -85,11 +86,10 @@ impl<A: CaseApi> CaseApi for CachedSettingsClient<A> {
     async fn find_case_by_external_reference(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, CaseApiError> {
         self.inner
-            .find_case_by_external_reference(org_id, integration, reference)
+            .find_case_by_external_reference(org_id, reference)
             .await
     }
 
@@ -172,6 +172,8 @@ mod tests {
             value_mappings: BTreeMap::new(),
             custom_fields: BTreeMap::new(),
             start_syncing_from: None,
+            conflict_policy: Default::default(),
+            field_conflict_policies: Default::default(),
         }
     }
 
@@ -275,7 +277,7 @@ mod tests {
         assert_eq!(cached.get_case(1, "c").await.unwrap(), None);
         assert_eq!(
             cached
-                .find_case_by_external_reference(1, "jira", "1")
+                .find_case_by_external_reference(1, &ExternalReference::new("jira", "a", "1"))
                 .await
                 .unwrap(),
             None

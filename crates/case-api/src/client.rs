@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, CaseUpdate, Comment, CommentOutcome, NewComment, SyncMetadata,
-    SyncSettings, User, UserQuery,
+    Case, CaseApi, CaseApiError, CaseUpdate, Comment, CommentOutcome, ExternalReference,
+    NewComment, SyncMetadata, SyncSettings, User, UserQuery,
 };
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
@@ -383,14 +383,14 @@ impl CaseApi for GrpcCaseApi {
     async fn find_case_by_external_reference(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, CaseApiError> {
         let mut client = self.cases.clone();
         let request = self.request(pb::FindCaseByExternalReferenceRequest {
             org_id,
-            integration: integration.to_owned(),
-            reference: reference.to_owned(),
+            integration: reference.integration.clone(),
+            reference: reference.reference.clone(),
+            site: reference.site.clone(),
         });
         let result = self
             .deadline(client.find_case_by_external_reference(request))
@@ -520,8 +520,7 @@ mod tests {
             case_id: "c".into(),
             expected_version: 4,
             change: thirdparty_core::FieldChange::Status("OPEN".into()),
-            source_event_time: time::OffsetDateTime::UNIX_EPOCH,
-            integration: "jira".into(),
+            writer: thirdparty_core::UpdateWriter::Person { user_id: None },
         };
         let class = |code: Code| classify_status(&Status::new(code, "m"), Some(&update));
         assert_eq!(

@@ -137,6 +137,7 @@ impl From<&tp::ExternalReference> for pb::ExternalReference {
         Self {
             integration: r.integration.clone(),
             reference: r.reference.clone(),
+            site: r.site.clone(),
         }
     }
 }
@@ -145,8 +146,35 @@ impl From<pb::ExternalReference> for tp::ExternalReference {
     fn from(r: pb::ExternalReference) -> Self {
         Self {
             integration: r.integration,
+            site: r.site,
             reference: r.reference,
         }
+    }
+}
+
+/// A conflict policy on the wire (`converge` is sent as itself, never as unspecified).
+pub fn conflict_policy_to_pb(p: tp::ConflictPolicy) -> pb::ConflictPolicy {
+    match p {
+        tp::ConflictPolicy::Strict => pb::ConflictPolicy::Strict,
+        tp::ConflictPolicy::Converge => pb::ConflictPolicy::Converge,
+        tp::ConflictPolicy::ThirdPartyWins => pb::ConflictPolicy::ThirdPartyWins,
+        tp::ConflictPolicy::Manual => pb::ConflictPolicy::Manual,
+    }
+}
+
+/// A conflict policy from the wire: unspecified is `converge`, the default.
+pub fn conflict_policy_from_pb(value: i32, field: &str) -> Result<tp::ConflictPolicy, WireError> {
+    match pb::ConflictPolicy::try_from(value) {
+        Ok(pb::ConflictPolicy::Unspecified | pb::ConflictPolicy::Converge) => {
+            Ok(tp::ConflictPolicy::Converge)
+        }
+        Ok(pb::ConflictPolicy::Strict) => Ok(tp::ConflictPolicy::Strict),
+        Ok(pb::ConflictPolicy::ThirdPartyWins) => Ok(tp::ConflictPolicy::ThirdPartyWins),
+        Ok(pb::ConflictPolicy::Manual) => Ok(tp::ConflictPolicy::Manual),
+        Err(_) => Err(WireError::new(
+            field,
+            format!("unknown conflict policy {value}"),
+        )),
     }
 }
 
@@ -165,12 +193,30 @@ impl From<&tp::Case> for pb::Case {
             due_date: c.due_date.map(date_to_pb),
             created_at: Some(timestamp_to_pb(c.created_at)),
             external_references: c.external_references.iter().map(Into::into).collect(),
-            field_watermarks: c
-                .field_watermarks
+            source_watermarks: c
+                .source_watermarks
                 .iter()
-                .map(|(f, w)| pb::FieldWatermark {
+                .map(|w| pb::SourceWatermark {
+                    field: case_field_to_pb(w.field) as i32,
+                    source: Some((&w.source).into()),
+                    source_event_time: Some(timestamp_to_pb(w.at)),
+                    change_keys: w.change_keys.clone(),
+                })
+                .collect(),
+            last_writes: c
+                .last_writes
+                .iter()
+                .map(|(f, w)| pb::FieldWrite {
                     field: case_field_to_pb(*f) as i32,
-                    source_event_time: Some(timestamp_to_pb(w.0)),
+                    writer: Some(match &w.writer {
+                        tp::Writer::Sync { source } => {
+                            pb::field_write::Writer::SyncSource(source.into())
+                        }
+                        tp::Writer::Person { user_id } => pb::field_write::Writer::PersonUserId(
+                            user_id.clone().unwrap_or_default(),
+                        ),
+                    }),
+                    at: Some(timestamp_to_pb(w.at)),
                 })
                 .collect(),
         }
@@ -181,17 +227,55 @@ impl TryFrom<pb::Case> for tp::Case {
     type Error = WireError;
 
     fn try_from(c: pb::Case) -> Result<Self, WireError> {
-        let mut field_watermarks = BTreeMap::new();
-        for w in c.field_watermarks {
-            let field = case_field_from_pb(w.field, "case.field_watermarks.field")?;
+        let mut source_watermarks: Vec<tp::SourceWatermark> = Vec::new();
+        for w in c.source_watermarks {
+            let field = case_field_from_pb(w.field, "case.source_watermarks.field")?;
+            let source: tp::ExternalReference = w
+                .source
+                .ok_or_else(|| WireError::missing("case.source_watermarks.source"))?
+                .into();
             let at = required_timestamp(
                 w.source_event_time.as_ref(),
-                "case.field_watermarks.source_event_time",
+                "case.source_watermarks.source_event_time",
             )?;
-            if field_watermarks.insert(field, tp::Watermark(at)).is_some() {
+            if source_watermarks
+                .iter()
+                .any(|m| m.field == field && m.source.same_item(&source))
+            {
                 return Err(WireError::new(
-                    "case.field_watermarks",
-                    format!("two watermarks for `{field}`"),
+                    "case.source_watermarks",
+                    format!("two watermarks for `{field}` of one item"),
+                ));
+            }
+            source_watermarks.push(tp::SourceWatermark {
+                field,
+                source,
+                at,
+                change_keys: w.change_keys,
+            });
+        }
+        let mut last_writes = BTreeMap::new();
+        for w in c.last_writes {
+            let field = case_field_from_pb(w.field, "case.last_writes.field")?;
+            let writer = match w
+                .writer
+                .ok_or_else(|| WireError::missing("case.last_writes.writer"))?
+            {
+                pb::field_write::Writer::SyncSource(source) => tp::Writer::Sync {
+                    source: source.into(),
+                },
+                pb::field_write::Writer::PersonUserId(id) => tp::Writer::Person {
+                    user_id: Some(id).filter(|id| !id.is_empty()),
+                },
+            };
+            let at = required_timestamp(w.at.as_ref(), "case.last_writes.at")?;
+            if last_writes
+                .insert(field, tp::FieldWrite { writer, at })
+                .is_some()
+            {
+                return Err(WireError::new(
+                    "case.last_writes",
+                    format!("two last writes for `{field}`"),
                 ));
             }
         }
@@ -212,7 +296,8 @@ impl TryFrom<pb::Case> for tp::Case {
                 .transpose()?,
             created_at: required_timestamp(c.created_at.as_ref(), "case.created_at")?,
             external_references: c.external_references.into_iter().map(Into::into).collect(),
-            field_watermarks,
+            source_watermarks,
+            last_writes,
         })
     }
 }
@@ -276,8 +361,18 @@ impl From<&tp::CaseUpdate> for pb::CaseUpdate {
             case_id: u.case_id.clone(),
             expected_version: u.expected_version,
             change: Some((&u.change).into()),
-            source_event_time: Some(timestamp_to_pb(u.source_event_time)),
-            integration: u.integration.clone(),
+            writer: Some(match &u.writer {
+                tp::UpdateWriter::Sync(sync) => pb::case_update::Writer::Sync(pb::SyncWrite {
+                    source: Some((&sync.source).into()),
+                    source_event_time: Some(timestamp_to_pb(sync.source_event_time)),
+                    change_key: sync.change_key.clone(),
+                }),
+                tp::UpdateWriter::Person { user_id } => {
+                    pb::case_update::Writer::Person(pb::PersonWrite {
+                        user_id: user_id.clone().unwrap_or_default(),
+                    })
+                }
+            }),
         }
     }
 }
@@ -294,11 +389,37 @@ impl TryFrom<pb::CaseUpdate> for tp::CaseUpdate {
                 .change
                 .ok_or_else(|| WireError::missing("update.change"))?
                 .try_into()?,
-            source_event_time: required_timestamp(
-                u.source_event_time.as_ref(),
-                "update.source_event_time",
-            )?,
-            integration: u.integration,
+            writer: match u
+                .writer
+                .ok_or_else(|| WireError::missing("update.writer"))?
+            {
+                pb::case_update::Writer::Sync(sync) => {
+                    let source: tp::ExternalReference = sync
+                        .source
+                        .ok_or_else(|| WireError::missing("update.sync.source"))?
+                        .into();
+                    if source.integration.is_empty() || source.reference.is_empty() {
+                        return Err(WireError::new(
+                            "update.sync.source",
+                            "integration and reference are required",
+                        ));
+                    }
+                    if sync.change_key.is_empty() {
+                        return Err(WireError::missing("update.sync.change_key"));
+                    }
+                    tp::UpdateWriter::Sync(tp::SyncWrite {
+                        source,
+                        source_event_time: required_timestamp(
+                            sync.source_event_time.as_ref(),
+                            "update.sync.source_event_time",
+                        )?,
+                        change_key: sync.change_key,
+                    })
+                }
+                pb::case_update::Writer::Person(person) => tp::UpdateWriter::Person {
+                    user_id: Some(person.user_id).filter(|id| !id.is_empty()),
+                },
+            },
         })
     }
 }
@@ -431,6 +552,15 @@ impl From<&tp::SyncSettings> for pb::SyncSettings {
                 .collect(),
             custom_fields: custom_fields_to_pb(&s.custom_fields),
             start_syncing_from: s.start_syncing_from.map(timestamp_to_pb),
+            conflict_policy: conflict_policy_to_pb(s.conflict_policy) as i32,
+            field_conflict_policies: s
+                .field_conflict_policies
+                .iter()
+                .map(|(f, p)| pb::FieldConflictPolicy {
+                    field: case_field_to_pb(*f) as i32,
+                    policy: conflict_policy_to_pb(*p) as i32,
+                })
+                .collect(),
         }
     }
 }
@@ -460,7 +590,24 @@ impl TryFrom<pb::SyncSettings> for tp::SyncSettings {
                 ));
             }
         }
+        let mut field_conflict_policies = BTreeMap::new();
+        for p in s.field_conflict_policies {
+            let field = case_field_from_pb(p.field, "settings.field_conflict_policies.field")?;
+            let policy =
+                conflict_policy_from_pb(p.policy, "settings.field_conflict_policies.policy")?;
+            if field_conflict_policies.insert(field, policy).is_some() {
+                return Err(WireError::new(
+                    "settings.field_conflict_policies",
+                    format!("two policies for `{field}`"),
+                ));
+            }
+        }
         Ok(Self {
+            conflict_policy: conflict_policy_from_pb(
+                s.conflict_policy,
+                "settings.conflict_policy",
+            )?,
+            field_conflict_policies,
             org_id: s.org_id,
             project_id: s.project_id,
             integration: s.integration,
@@ -586,14 +733,41 @@ mod tests {
             assignee_id: None,
             due_date: Some(date!(2024 - 10 - 08)),
             created_at: datetime!(2024-01-15 10:30:00.123456789 UTC),
-            external_references: vec![tp::ExternalReference {
-                integration: "jira".into(),
-                reference: "10002".into(),
+            external_references: vec![tp::ExternalReference::new(
+                "jira",
+                "acme.atlassian.net",
+                "10002",
+            )],
+            source_watermarks: vec![tp::SourceWatermark {
+                field: tp::CaseField::Status,
+                source: tp::ExternalReference::new("jira", "acme.atlassian.net", "10002"),
+                at: datetime!(2024-02-01 08:00 +02:00),
+                change_keys: vec!["a".into(), "b".into()],
             }],
-            field_watermarks: [(
-                tp::CaseField::Status,
-                tp::Watermark(datetime!(2024-02-01 08:00 +02:00)),
-            )]
+            last_writes: [
+                (
+                    tp::CaseField::Status,
+                    tp::FieldWrite {
+                        writer: tp::Writer::Sync {
+                            source: tp::ExternalReference::new(
+                                "jira",
+                                "acme.atlassian.net",
+                                "10002",
+                            ),
+                        },
+                        at: datetime!(2024-02-01 08:00 +02:00),
+                    },
+                ),
+                (
+                    tp::CaseField::Title,
+                    tp::FieldWrite {
+                        writer: tp::Writer::Person {
+                            user_id: Some("u1".into()),
+                        },
+                        at: datetime!(2024-02-02 09:00 UTC),
+                    },
+                ),
+            ]
             .into_iter()
             .collect(),
         }
@@ -647,9 +821,34 @@ mod tests {
                 .into_iter()
                 .collect(),
             start_syncing_from: Some(datetime!(2024-01-01 0:00 UTC)),
+            conflict_policy: tp::ConflictPolicy::Strict,
+            field_conflict_policies: [(tp::CaseField::Status, tp::ConflictPolicy::Manual)]
+                .into_iter()
+                .collect(),
         };
         let back = tp::SyncSettings::try_from(pb::SyncSettings::from(&settings)).unwrap();
         assert_eq!(back, settings);
+        for policy in tp::ConflictPolicy::ALL {
+            let s = tp::SyncSettings {
+                conflict_policy: policy,
+                ..settings.clone()
+            };
+            assert_eq!(
+                tp::SyncSettings::try_from(pb::SyncSettings::from(&s)).unwrap(),
+                s
+            );
+        }
+        let unspecified = pb::SyncSettings {
+            conflict_policy: 0,
+            ..pb::SyncSettings::from(&settings)
+        };
+        assert_eq!(
+            tp::SyncSettings::try_from(unspecified)
+                .unwrap()
+                .conflict_policy,
+            tp::ConflictPolicy::Converge,
+            "unspecified is the default"
+        );
 
         let metadata = tp::SyncMetadata {
             org_id: 1,
@@ -687,12 +886,16 @@ mod tests {
         assert!(tp::Case::try_from(c).is_err());
 
         let mut c = pb::Case::from(&case());
-        c.field_watermarks[0].field = 99;
+        c.source_watermarks[0].field = 99;
         assert!(tp::Case::try_from(c).is_err());
 
         let mut c = pb::Case::from(&case());
-        let w = c.field_watermarks[0];
-        c.field_watermarks.push(w);
+        let w = c.source_watermarks[0].clone();
+        c.source_watermarks.push(w);
+        assert!(tp::Case::try_from(c).is_err());
+
+        let mut c = pb::Case::from(&case());
+        c.last_writes[0].writer = None;
         assert!(tp::Case::try_from(c).is_err());
 
         assert!(tp::FieldChange::try_from(pb::FieldChange { change: None }).is_err());

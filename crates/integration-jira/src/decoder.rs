@@ -188,6 +188,7 @@ json_object!(
 /// What every changelog of one webhook shares.
 struct Common {
     org_id: u64,
+    site: String,
     issue_id: String,
     issue_key: Option<String>,
     metadata: BTreeMap<String, String>,
@@ -207,6 +208,7 @@ impl Common {
             self.issue_id.clone(),
             event_timestamp,
         );
+        changelog.site.clone_from(&self.site);
         changelog.third_party_key = self.issue_key.clone();
         changelog.author = author;
         changelog.metadata = self.metadata.clone();
@@ -317,6 +319,7 @@ fn common(org_id: u64, account_id: &str, webhook: &Webhook<'_>) -> Result<Common
     }
     Ok(Common {
         org_id,
+        site: thirdparty_core::normalize_site(account_id),
         issue_id,
         issue_key,
         metadata,

@@ -13,11 +13,14 @@
 //!
 //! Filter (pure), in order: `integration_disabled`, `project_sync_disabled`,
 //! `sync_type_not_pull`, `created_before_start_syncing_from`; comments: `comment_sync_disabled`,
-//! `empty_comment`; fields: `field_jira_bi_sync_disabled`, `out_of_order_event`, then per field
-//! (priority and status: `invalid_field_value` without a target id, `field_value_not_mapped`,
-//! `state_conflict`; title: `invalid_field_value` when blank; due date: `invalid_field_value`
-//! when unparsable) and finally `no_change`. The assignee's state conflict and no-op need a user
-//! look-up: the processor decides those.
+//! `empty_comment`; fields: `field_jira_bi_sync_disabled`, `out_of_order_event` /
+//! `duplicate_event` (the field's watermark for this issue), then per field (priority and
+//! status: `invalid_field_value` without a target id, `field_value_not_mapped`, then the
+//! field's conflict policy on the `from` value: `state_conflict` or `manual_conflict`; title:
+//! `invalid_field_value` when blank; due date: `invalid_field_value` when unparsable; title,
+//! description and due date carry no `from` check, so only a person's edit in the case since
+//! the last synced write conflicts, under `converge` and `manual`) and finally `no_change`. The
+//! assignee's conflict and no-op need a user look-up: the processor decides those.
 
 use std::collections::BTreeSet;
 
@@ -179,7 +182,12 @@ impl Filterer for JiraFilterer {
                 if !settings.field_synced(field) {
                     return Some(FilterReason::FieldJiraBiSyncDisabled);
                 }
-                if let Some(reason) = case.watermark_reason(field, changelog.event_timestamp) {
+                if let Some(reason) = case.ordering_reason(
+                    field,
+                    &changelog.item(),
+                    changelog.event_timestamp,
+                    &changelog.change_key(),
+                ) {
                     return Some(reason);
                 }
                 if field == CaseField::Assignee {
@@ -207,9 +215,15 @@ pub(crate) fn planned_change(
         ChangelogType::UpdateTitle => {
             let title =
                 present(changelog.to_string.as_ref()).ok_or(FilterReason::InvalidFieldValue)?;
+            if let Some(reason) = conflict(CaseField::Title, case, settings, None) {
+                return Err(reason);
+            }
             FieldChange::Title(title.to_owned())
         }
         ChangelogType::UpdateDescription => {
+            if let Some(reason) = conflict(CaseField::Description, case, settings, None) {
+                return Err(reason);
+            }
             FieldChange::Description(changelog.to_string.clone().unwrap_or_default())
         }
         ChangelogType::UpdatePriority => FieldChange::Priority(Some(mapped_target(
@@ -221,7 +235,13 @@ pub(crate) fn planned_change(
         ChangelogType::UpdateStatus => {
             FieldChange::Status(mapped_target(CaseField::Status, changelog, case, settings)?)
         }
-        ChangelogType::UpdateDueDate => FieldChange::DueDate(due_date(changelog)?),
+        ChangelogType::UpdateDueDate => {
+            let date = due_date(changelog)?;
+            if let Some(reason) = conflict(CaseField::DueDate, case, settings, None) {
+                return Err(reason);
+            }
+            FieldChange::DueDate(date)
+        }
         ChangelogType::UpdateAssignee
         | ChangelogType::CreateComment
         | ChangelogType::Unsupported(_) => return Err(FilterReason::UnsupportedChangelogType),
@@ -232,9 +252,9 @@ pub(crate) fn planned_change(
     Ok(change)
 }
 
-/// The case value a priority or status change writes, after the state-conflict check: the
-/// `from` id, mapped to a case value, must be the case's current value (an absent `from` means
-/// the case must have none).
+/// The case value a priority or status change writes, after the conflict check: the `from` id,
+/// mapped to a case value, is consistent when it is the case's current value (an absent `from`
+/// when the case has none); the field's conflict policy decides on an inconsistent one.
 fn mapped_target(
     field: CaseField,
     changelog: &Changelog,
@@ -253,10 +273,21 @@ fn mapped_target(
         },
         None => current.is_none(),
     };
-    if !consistent {
-        return Err(FilterReason::StateConflict);
+    if let Some(reason) = conflict(field, case, settings, Some(consistent)) {
+        return Err(reason);
     }
     Ok(target.to_owned())
+}
+
+/// The field's conflict policy applied to a change (`consistent`: whether its `from` is the
+/// case's current value, `None` for changes checked without `from`).
+pub(crate) fn conflict(
+    field: CaseField,
+    case: &Case,
+    settings: &SyncSettings,
+    consistent: Option<bool>,
+) -> Option<FilterReason> {
+    case.conflict_reason(field, settings.conflict_policy(field), consistent)
 }
 
 /// The new due date: `to` (ISO date or date-time), else `toString`; none when both are absent.
@@ -280,7 +311,8 @@ mod tests {
 
     use thirdparty_core::cache::{DEFAULT_TTL, MetadataCache};
     use thirdparty_core::testkit::InMemoryCaseApi;
-    use thirdparty_core::{Author, CaseApiError, ManualClock, SyncType, Watermark};
+    use thirdparty_core::testkit::{mark_applied, mark_edited_in_case};
+    use thirdparty_core::{Author, CaseApiError, ConflictPolicy, ManualClock, SyncType};
     use time::OffsetDateTime;
     use time::macros::{date, datetime};
 
@@ -322,7 +354,8 @@ mod tests {
             due_date: None,
             created_at: AT,
             external_references: Vec::new(),
-            field_watermarks: BTreeMap::new(),
+            source_watermarks: Vec::new(),
+            last_writes: Default::default(),
         }
     }
 
@@ -352,6 +385,8 @@ mod tests {
             ]),
             custom_fields: BTreeMap::new(),
             start_syncing_from: None,
+            conflict_policy: Default::default(),
+            field_conflict_policies: Default::default(),
         }
     }
 
@@ -400,7 +435,10 @@ mod tests {
     fn state_conflicts_map_from_back_to_case_values() {
         let status =
             |from: Option<&str>| ids(from, Some("3"), changelog(ChangelogType::UpdateStatus));
-        let s = settings();
+        let s = SyncSettings {
+            conflict_policy: ConflictPolicy::Strict,
+            ..settings()
+        };
         assert_eq!(
             filter(&status(Some("10000")), &case(), &s),
             None,
@@ -461,25 +499,119 @@ mod tests {
     }
 
     #[test]
-    fn watermarks_drop_older_events_as_out_of_order_and_equal_ones_as_replays() {
+    fn conflict_policies_decide_an_inconsistent_from() {
+        // Jira says In Progress -> Done (10001), the case is OPEN: the event that moved the
+        // issue to In Progress was lost, or someone changed the case.
+        let late = ids(
+            Some("3"),
+            Some("10001"),
+            changelog(ChangelogType::UpdateStatus),
+        );
+        let under = |policy| SyncSettings {
+            conflict_policy: policy,
+            ..settings()
+        };
+        let mut edited = case();
+        mark_edited_in_case(&mut edited, CaseField::Status, AT);
+        let mut synced = case();
+        mark_applied(
+            &mut synced,
+            &ids(
+                Some("3"),
+                Some("10000"),
+                changelog(ChangelogType::UpdateStatus),
+            ),
+        );
+        let mut newer = late.clone();
+        newer.event_timestamp = AT + time::Duration::SECOND;
+        let mut s = settings();
+        s.value_mappings
+            .get_mut(&CaseField::Status)
+            .unwrap()
+            .insert("10001".into(), "CLOSED".into());
+        let cases = [
+            (
+                ConflictPolicy::Strict,
+                &case(),
+                Some(FilterReason::StateConflict),
+            ),
+            (ConflictPolicy::Converge, &case(), None),
+            (ConflictPolicy::Converge, &synced, None),
+            (
+                ConflictPolicy::Converge,
+                &edited,
+                Some(FilterReason::StateConflict),
+            ),
+            (ConflictPolicy::ThirdPartyWins, &edited, None),
+            (ConflictPolicy::Manual, &synced, None),
+            (
+                ConflictPolicy::Manual,
+                &edited,
+                Some(FilterReason::ManualConflict),
+            ),
+        ];
+        for (policy, case, expected) in cases {
+            let s = SyncSettings {
+                conflict_policy: policy,
+                ..s.clone()
+            };
+            assert_eq!(filter(&newer, case, &s), expected, "{policy}");
+        }
+        // A per-field policy overrides the project's.
+        let mut per_field = under(ConflictPolicy::Strict);
+        per_field.value_mappings = s.value_mappings.clone();
+        per_field
+            .field_conflict_policies
+            .insert(CaseField::Status, ConflictPolicy::ThirdPartyWins);
+        assert_eq!(filter(&newer, &edited, &per_field), None);
+        // Fields without a `from` check conflict only with a person's edit.
+        let mut title = changelog(ChangelogType::UpdateTitle);
+        title.to_string = Some("New".into());
+        let mut title_edited = case();
+        mark_edited_in_case(&mut title_edited, CaseField::Title, AT);
+        assert_eq!(filter(&title, &case(), &settings()), None);
+        assert_eq!(
+            filter(&title, &title_edited, &settings()),
+            Some(FilterReason::StateConflict)
+        );
+        assert_eq!(
+            filter(&title, &title_edited, &under(ConflictPolicy::Strict)),
+            None
+        );
+    }
+
+    #[test]
+    fn watermarks_drop_older_events_as_out_of_order_and_the_same_change_as_a_replay() {
         let c = ids(
             Some("10000"),
             Some("3"),
             changelog(ChangelogType::UpdateStatus),
         );
         let mut marked = case();
-        marked
-            .field_watermarks
-            .insert(CaseField::Status, Watermark(AT));
+        mark_applied(&mut marked, &c);
         assert_eq!(
             filter(&c, &marked, &settings()),
             Some(FilterReason::DuplicateEvent),
             "the change that set the watermark, replayed"
         );
-        marked.field_watermarks.insert(
-            CaseField::Status,
-            Watermark(AT + time::Duration::milliseconds(1)),
+        // A different change in the same instant is a new change, not a replay.
+        let mut moved = case();
+        moved.status = "IN_PROGRESS".into();
+        mark_applied(&mut moved, &c);
+        let back = ids(
+            Some("3"),
+            Some("10000"),
+            changelog(ChangelogType::UpdateStatus),
         );
+        assert_eq!(filter(&back, &moved, &settings()), None);
+        assert_eq!(
+            filter(&c, &moved, &settings()),
+            Some(FilterReason::DuplicateEvent)
+        );
+
+        let mut later = c.clone();
+        later.event_timestamp = AT + time::Duration::milliseconds(1);
+        mark_applied(&mut marked, &later);
         assert_eq!(
             filter(&c, &marked, &settings()),
             Some(FilterReason::OutOfOrderEvent)
@@ -487,6 +619,10 @@ mod tests {
         let mut title = changelog(ChangelogType::UpdateTitle);
         title.to_string = Some("New".into());
         assert_eq!(filter(&title, &marked, &settings()), None, "per field");
+        // Another site's issue with the same id has its own watermark.
+        let mut elsewhere = c.clone();
+        elsewhere.site = "jira.other.example".into();
+        assert_eq!(filter(&elsewhere, &marked, &settings()), None, "per site");
     }
 
     #[test]

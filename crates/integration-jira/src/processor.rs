@@ -4,21 +4,21 @@
 //!   version, `source_event_time` = the event time, which becomes the field's watermark);
 //!   version mismatches come back unchanged so the pipeline re-reads and re-filters;
 //! - assignee: the new Jira user resolved to a case user (`assignee_resolution_failed`), the
-//!   previous one too for the state-conflict check (`state_conflict`), an absent new user
+//!   previous one too for the conflict check (the field's conflict policy), an absent new user
 //!   unassigns, the same user is `no_change`;
 //! - due date: `to` parsed as an ISO date or date-time (else `toString`), cleared when absent,
 //!   `invalid_field_value` when unparsable;
-//! - comments: created with the idempotency key `jira:{issue_id}:{comment_id}` and the Jira
-//!   author preserved; a replay is `duplicate_event`.
+//! - comments: created with the idempotency key `jira:{site}:{issue_id}:{comment_id}` and the
+//!   Jira author preserved; a replay is `duplicate_event`.
 
 use async_trait::async_trait;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, CaseUpdate, Changelog, ChangelogType, FieldChange, FilterReason,
-    NewComment, ProcessOutcome, Processor, SyncSettings, UserQuery,
+    Case, CaseApi, CaseApiError, CaseField, CaseUpdate, Changelog, ChangelogType, FieldChange,
+    FilterReason, NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter, UserQuery,
 };
 
 use crate::INTEGRATION;
-use crate::filterer::{planned_change, present};
+use crate::filterer::{conflict, planned_change, present};
 
 /// The Jira processor. Stateless.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,9 +31,10 @@ impl JiraProcessor {
     }
 }
 
-/// The idempotency key of a Jira comment: `jira:{issue_id}:{comment_id}`.
-pub fn comment_idempotency_key(issue_id: &str, comment_id: &str) -> String {
-    format!("{INTEGRATION}:{issue_id}:{comment_id}")
+/// The idempotency key of a Jira comment: `jira:{site}:{issue_id}:{comment_id}` (comment ids
+/// are per-site sequences, like issue ids).
+pub fn comment_idempotency_key(site: &str, issue_id: &str, comment_id: &str) -> String {
+    format!("{INTEGRATION}:{site}:{issue_id}:{comment_id}")
 }
 
 #[async_trait]
@@ -47,10 +48,12 @@ impl Processor for JiraProcessor {
     ) -> Result<ProcessOutcome, CaseApiError> {
         match &changelog.changelog_type {
             ChangelogType::CreateComment => add_comment(changelog, case, api).await,
-            ChangelogType::UpdateAssignee => match assignee_change(changelog, case, api).await? {
-                Ok(change) => update(changelog, case, change, api).await,
-                Err(reason) => Ok(ProcessOutcome::Filtered(reason)),
-            },
+            ChangelogType::UpdateAssignee => {
+                match assignee_change(changelog, case, settings, api).await? {
+                    Ok(change) => update(changelog, case, change, api).await,
+                    Err(reason) => Ok(ProcessOutcome::Filtered(reason)),
+                }
+            }
             ChangelogType::Unsupported(_) => Ok(ProcessOutcome::Filtered(
                 FilterReason::UnsupportedChangelogType,
             )),
@@ -73,8 +76,7 @@ async fn update(
         case_id: case.id.clone(),
         expected_version: case.version,
         change,
-        source_event_time: changelog.event_timestamp,
-        integration: INTEGRATION.to_owned(),
+        writer: UpdateWriter::sync(changelog),
     };
     api.update_case(&update).await?;
     tracing::debug!(
@@ -107,6 +109,7 @@ async fn resolve(
 async fn assignee_change(
     changelog: &Changelog,
     case: &Case,
+    settings: &SyncSettings,
     api: &dyn CaseApi,
 ) -> Result<Result<FieldChange, FilterReason>, CaseApiError> {
     let to_id = present(changelog.to_id.as_ref());
@@ -126,8 +129,9 @@ async fn assignee_change(
     } else {
         resolve(changelog, from_id, from_name, api).await?
     };
-    if previous != case.assignee_id {
-        return Ok(Err(FilterReason::StateConflict));
+    let consistent = previous == case.assignee_id;
+    if let Some(reason) = conflict(CaseField::Assignee, case, settings, Some(consistent)) {
+        return Ok(Err(reason));
     }
     if target == case.assignee_id {
         return Ok(Err(FilterReason::NoChange));
@@ -150,7 +154,11 @@ async fn add_comment(
     let comment = NewComment {
         org_id: case.org_id,
         case_id: case.id.clone(),
-        idempotency_key: comment_idempotency_key(&changelog.third_party_id, comment_id),
+        idempotency_key: comment_idempotency_key(
+            &changelog.site,
+            &changelog.third_party_id,
+            comment_id,
+        ),
         body: body.clone(),
         author: changelog.author.clone().unwrap_or_default(),
         is_work_note: false,
@@ -193,7 +201,8 @@ mod tests {
             due_date: None,
             created_at: AT,
             external_references: Vec::new(),
-            field_watermarks: BTreeMap::new(),
+            source_watermarks: Vec::new(),
+            last_writes: Default::default(),
         }
     }
 
@@ -211,6 +220,8 @@ mod tests {
             value_mappings: BTreeMap::new(),
             custom_fields: BTreeMap::new(),
             start_syncing_from: None,
+            conflict_policy: Default::default(),
+            field_conflict_policies: Default::default(),
         }
     }
 
@@ -230,16 +241,86 @@ mod tests {
 
     fn assignee(from: Option<&str>, to: Option<&str>) -> Changelog {
         let mut c = Changelog::new("jira", 1, ChangelogType::UpdateAssignee, "10002", AT);
+        c.site = "acme.atlassian.net".into();
         c.from_id = from.map(Into::into);
         c.to_id = to.map(Into::into);
         c
     }
 
     async fn process(c: &Changelog, case: &Case, api: &InMemoryCaseApi) -> ProcessOutcome {
+        process_under(c, case, &settings(), api).await
+    }
+
+    async fn process_under(
+        c: &Changelog,
+        case: &Case,
+        settings: &SyncSettings,
+        api: &InMemoryCaseApi,
+    ) -> ProcessOutcome {
         JiraProcessor::new()
-            .process(c, case, &settings(), api)
+            .process(c, case, settings, api)
             .await
             .unwrap()
+    }
+
+    fn under(policy: thirdparty_core::ConflictPolicy) -> SyncSettings {
+        SyncSettings {
+            conflict_policy: policy,
+            ..settings()
+        }
+    }
+
+    #[tokio::test]
+    async fn assignee_conflicts_follow_the_policy() {
+        use thirdparty_core::ConflictPolicy as P;
+        let api = api();
+        // Jira says the issue moves from nobody to John; the case has someone else.
+        let from_absent = assignee(None, Some("john-cloud"));
+        let mut case = case();
+        case.assignee_id = Some("user-other".into());
+        assert_eq!(
+            process_under(&from_absent, &case, &under(P::Strict), &api).await,
+            ProcessOutcome::Filtered(FilterReason::StateConflict)
+        );
+        let mut edited = case.clone();
+        thirdparty_core::testkit::mark_edited_in_case(
+            &mut edited,
+            thirdparty_core::CaseField::Assignee,
+            AT,
+        );
+        assert_eq!(
+            process_under(&from_absent, &edited, &under(P::Converge), &api).await,
+            ProcessOutcome::Filtered(FilterReason::StateConflict),
+            "a person set it in the case"
+        );
+        assert_eq!(
+            process_under(&from_absent, &edited, &under(P::Manual), &api).await,
+            ProcessOutcome::Filtered(FilterReason::ManualConflict)
+        );
+        let mut fresh = api.case("case-1").unwrap();
+        fresh.assignee_id = Some("user-other".into());
+        api.insert_case(fresh.clone());
+        assert_eq!(
+            process_under(&from_absent, &fresh, &under(P::Converge), &api).await,
+            ProcessOutcome::Applied,
+            "nobody edited it in the case: converge on Jira's value"
+        );
+        let mut edited = api.case("case-1").unwrap();
+        edited.assignee_id = Some("user-other".into());
+        thirdparty_core::testkit::mark_edited_in_case(
+            &mut edited,
+            thirdparty_core::CaseField::Assignee,
+            AT,
+        );
+        api.insert_case(edited.clone());
+        assert_eq!(
+            process_under(&from_absent, &edited, &under(P::ThirdPartyWins), &api).await,
+            ProcessOutcome::Applied
+        );
+        assert_eq!(
+            api.case("case-1").unwrap().assignee_id.as_deref(),
+            Some("user-john")
+        );
     }
 
     #[tokio::test]
@@ -258,7 +339,13 @@ mod tests {
         );
         let from_absent = assignee(None, None);
         assert_eq!(
-            process(&from_absent, &case(), &api).await,
+            process_under(
+                &from_absent,
+                &case(),
+                &under(thirdparty_core::ConflictPolicy::Strict),
+                &api
+            )
+            .await,
             ProcessOutcome::Filtered(FilterReason::StateConflict),
             "from absent while the case has an assignee"
         );
@@ -275,7 +362,9 @@ mod tests {
         assert_eq!(stored.assignee_id.as_deref(), Some("user-john"));
         assert_eq!(stored.version, 8);
         assert_eq!(
-            stored.watermark(thirdparty_core::CaseField::Assignee),
+            stored
+                .watermark(thirdparty_core::CaseField::Assignee, &from_stranger.item())
+                .map(|w| w.at),
             Some(AT)
         );
     }
@@ -305,6 +394,7 @@ mod tests {
     async fn comments_are_idempotent_and_keep_their_author() {
         let api = api();
         let mut c = Changelog::new("jira", 1, ChangelogType::CreateComment, "10002", AT);
+        c.site = "acme.atlassian.net".into();
         c.body = Some("  keep  spacing ".into());
         c.author = Some(Author {
             id: Some("jdoe".into()),
@@ -325,9 +415,12 @@ mod tests {
         assert_eq!(comments.len(), 1);
         assert_eq!(
             comments[0].idempotency_key,
-            comment_idempotency_key("10002", "10050")
+            comment_idempotency_key("acme.atlassian.net", "10002", "10050")
         );
-        assert_eq!(comments[0].idempotency_key, "jira:10002:10050");
+        assert_eq!(
+            comments[0].idempotency_key,
+            "jira:acme.atlassian.net:10002:10050"
+        );
         assert_eq!(comments[0].body, "  keep  spacing ");
         assert_eq!(comments[0].author.id.as_deref(), Some("jdoe"));
         c.body = None;

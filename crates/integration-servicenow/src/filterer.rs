@@ -30,8 +30,11 @@ pub const DEFAULT_OWN_USER_NAMES: &[&str] = &["datadog"];
 /// (push-only), `created_before_start_syncing_from`; then for comments `comment_sync_disabled`,
 /// for work notes `work_note_sync_disabled`, then `empty_comment` (blank body) and `case_closed`;
 /// for state changes `field_sync_disabled`, `out_of_order_event` (older than the status
-/// watermark), `field_value_not_mapped` (no case status for the state code) and `no_change`
-/// (the case already has that status). A state change may touch a closed case: it may reopen it.
+/// watermark of this incident) or `duplicate_event` (this very state change was applied at that
+/// time: a different state in the same second is a new change), `field_value_not_mapped` (no
+/// case status for the state code), the status's conflict policy (`state_conflict` or
+/// `manual_conflict` when a person changed the case status since the last synced write) and
+/// `no_change` (the case already has that status). A state change may touch a closed case: it may reopen it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceNowFilterer {
     own_user_names: Vec<String>,
@@ -162,7 +165,12 @@ fn filter_status(
     if !settings.field_synced(CaseField::Status) {
         return Some(FilterReason::FieldSyncDisabled);
     }
-    if let Some(reason) = case.watermark_reason(CaseField::Status, changelog.event_timestamp) {
+    if let Some(reason) = case.ordering_reason(
+        CaseField::Status,
+        &changelog.item(),
+        changelog.event_timestamp,
+        &changelog.change_key(),
+    ) {
         return Some(reason);
     }
     let Some(code) = changelog.to_id.as_deref() else {
@@ -171,6 +179,12 @@ fn filter_status(
     let Some(status) = settings.map_value(CaseField::Status, code) else {
         return Some(FilterReason::FieldValueNotMapped);
     };
+    // A state change carries no previous state: only a person's edit of the case status since
+    // the last synced write conflicts (under `converge` and `manual`).
+    let policy = settings.conflict_policy(CaseField::Status);
+    if let Some(reason) = case.conflict_reason(CaseField::Status, policy, None) {
+        return Some(reason);
+    }
     if case.holds(&FieldChange::Status(status.to_owned())) {
         return Some(FilterReason::NoChange);
     }
@@ -184,7 +198,10 @@ mod tests {
 
     use thirdparty_core::cache::{DEFAULT_TTL, MetadataCache};
     use thirdparty_core::testkit::InMemoryCaseApi;
-    use thirdparty_core::{Author, CaseLookup, ManualClock, SyncMetadata, SyncType, Watermark};
+    use thirdparty_core::testkit::mark_applied;
+    use thirdparty_core::{
+        Author, CaseLookup, ExternalReference, ManualClock, SyncMetadata, SyncType,
+    };
     use time::OffsetDateTime;
     use time::macros::datetime;
 
@@ -200,6 +217,7 @@ mod tests {
             display_name: Some("john.doe".into()),
         });
         c.case_reference = Some("case-1".into());
+        c.site = "company".into();
         c.metadata
             .insert(METADATA_INSTANCE_NAME.into(), "company".into());
         c
@@ -232,7 +250,8 @@ mod tests {
             due_date: None,
             created_at: datetime!(2024-01-01 0:00 UTC),
             external_references: vec![],
-            field_watermarks: BTreeMap::new(),
+            source_watermarks: Vec::new(),
+            last_writes: Default::default(),
         }
     }
 
@@ -257,6 +276,8 @@ mod tests {
             )]),
             custom_fields: BTreeMap::new(),
             start_syncing_from: Some(datetime!(2024-01-01 0:00 UTC)),
+            conflict_policy: Default::default(),
+            field_conflict_policies: Default::default(),
         }
     }
 
@@ -355,21 +376,22 @@ mod tests {
         );
 
         let mut newer = case();
-        newer
-            .field_watermarks
-            .insert(CaseField::Status, Watermark(T + time::Duration::SECOND));
+        let mut later = state("2");
+        later.event_timestamp = T + time::Duration::SECOND;
+        mark_applied(&mut newer, &later);
         assert_eq!(
             filter(&state("2"), &newer, &settings()),
             Some(FilterReason::OutOfOrderEvent)
         );
-        // The same instant as the watermark is the change that set it, replayed.
+        // The same change in the same instant as the watermark is the change that set it,
+        // replayed; another state in the same second (ServiceNow's precision) is a new change.
         let mut same = case();
-        same.field_watermarks
-            .insert(CaseField::Status, Watermark(T));
+        mark_applied(&mut same, &state("2"));
         assert_eq!(
             filter(&state("2"), &same, &settings()),
             Some(FilterReason::DuplicateEvent)
         );
+        assert_eq!(filter(&state("7"), &same, &settings()), None);
 
         assert_eq!(
             filter(&state("3"), &case(), &settings()),
@@ -414,14 +436,18 @@ mod tests {
             f.case_lookup(&comment("x", false)),
             Ok(CaseLookup::ById {
                 case_id: "case-1".into(),
-                fallback_reference: Some("sys1".into()),
+                fallback_reference: Some(ExternalReference::new(INTEGRATION, "company", "sys1")),
             })
         );
         let mut c = comment("x", false);
         c.case_reference = None;
         assert_eq!(
             f.case_lookup(&c),
-            Ok(CaseLookup::ByExternalReference("sys1".into()))
+            Ok(CaseLookup::ByExternalReference(ExternalReference::new(
+                INTEGRATION,
+                "company",
+                "sys1"
+            )))
         );
         c.third_party_id = String::new();
         assert_eq!(f.case_lookup(&c), Err(FilterReason::MissingCaseReference));

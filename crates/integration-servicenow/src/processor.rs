@@ -3,20 +3,20 @@
 use async_trait::async_trait;
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, CaseField, CaseUpdate, Changelog, ChangelogType, FieldChange,
-    FilterReason, NewComment, ProcessOutcome, Processor, SyncSettings,
+    FilterReason, Fnv1a, NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter,
 };
 use time::format_description::well_known::Rfc3339;
 
 use crate::INTEGRATION;
 
 /// The idempotency key of a comment or work note:
-/// `servicenow:{sysId}:{updatedAt as RFC 3339}:{comment|work_note}:{body digest}`.
+/// `servicenow:{instance}:{sysId}:{updatedAt as RFC 3339}:{comment|work_note}:{body digest}`.
 ///
-/// ServiceNow diff events carry no journal-entry id, so the item, the instant of the change, the
-/// kind of entry and a digest of the body (64-bit FNV-1a, hex) identify it: a replay of the event
-/// yields the same key, a comment and a work note of the same event yield two keys, and two
-/// different comments on one incident within the same second (`updatedAt` has second
-/// precision) do not collide.
+/// ServiceNow diff events carry no journal-entry id, so the item (instance and sysId: a sysId
+/// belongs to its instance), the instant of the change, the kind of entry and a digest of the
+/// body (64-bit FNV-1a, hex) identify it: a replay of the event yields the same key, a comment
+/// and a work note of the same event yield two keys, and two different comments on one
+/// incident within the same second (`updatedAt` has second precision) do not collide.
 pub fn comment_idempotency_key(changelog: &Changelog) -> String {
     let kind = if changelog.is_work_note {
         "work_note"
@@ -29,18 +29,11 @@ pub fn comment_idempotency_key(changelog: &Changelog) -> String {
         .event_timestamp
         .format(&Rfc3339)
         .unwrap_or_else(|_| changelog.event_timestamp.unix_timestamp_nanos().to_string());
-    let digest = fnv1a64(changelog.body.as_deref().unwrap_or_default().as_bytes());
+    let digest = Fnv1a::digest(changelog.body.as_deref().unwrap_or_default().as_bytes());
     format!(
-        "{INTEGRATION}:{}:{at}:{kind}:{digest:016x}",
-        changelog.third_party_id
+        "{INTEGRATION}:{}:{}:{at}:{kind}:{digest:016x}",
+        changelog.site, changelog.third_party_id
     )
-}
-
-/// 64-bit FNV-1a: a stable, dependency-free digest (not for security).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Applies ServiceNow changelogs.
@@ -99,8 +92,7 @@ async fn update_status(
         case_id: case.id.clone(),
         expected_version: case.version,
         change: FieldChange::Status(status.to_owned()),
-        source_event_time: changelog.event_timestamp,
-        integration: INTEGRATION.to_owned(),
+        writer: UpdateWriter::sync(changelog),
     };
     api.update_case(&update).await?;
     tracing::info!(
@@ -150,7 +142,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use thirdparty_core::testkit::InMemoryCaseApi;
-    use thirdparty_core::{Author, SyncType, Watermark};
+    use thirdparty_core::{Author, SyncType};
     use time::OffsetDateTime;
     use time::macros::datetime;
 
@@ -160,6 +152,7 @@ mod tests {
 
     fn changelog(kind: ChangelogType) -> Changelog {
         let mut c = Changelog::new(INTEGRATION, 123456, kind, "sys1", T);
+        c.site = "company".into();
         c.author = Some(Author {
             id: Some("john.doe".into()),
             display_name: Some("john.doe".into()),
@@ -194,7 +187,8 @@ mod tests {
             due_date: None,
             created_at: datetime!(2024-01-01 0:00 UTC),
             external_references: vec![],
-            field_watermarks: BTreeMap::new(),
+            source_watermarks: Vec::new(),
+            last_writes: Default::default(),
         }
     }
 
@@ -215,6 +209,8 @@ mod tests {
             )]),
             custom_fields: BTreeMap::new(),
             start_syncing_from: None,
+            conflict_policy: Default::default(),
+            field_conflict_policies: Default::default(),
         }
     }
 
@@ -234,18 +230,18 @@ mod tests {
     fn idempotency_keys_name_item_instant_kind_and_body() {
         assert_eq!(
             comment_idempotency_key(&comment("a", false)),
-            "servicenow:sys1:2024-03-01T12:00:30.5Z:comment:af63dc4c8601ec8c"
+            "servicenow:company:sys1:2024-03-01T12:00:30.5Z:comment:af63dc4c8601ec8c"
         );
         assert_eq!(
             comment_idempotency_key(&comment("b", true)),
-            "servicenow:sys1:2024-03-01T12:00:30.5Z:work_note:af63df4c8601f1a5"
+            "servicenow:company:sys1:2024-03-01T12:00:30.5Z:work_note:af63df4c8601f1a5"
         );
         assert_ne!(
             comment_idempotency_key(&comment("a", false)),
             comment_idempotency_key(&comment("a2", false)),
             "two comments in the same second stay distinct"
         );
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(Fnv1a::digest(b""), 0xcbf2_9ce4_8422_2325);
     }
 
     #[tokio::test]
@@ -258,10 +254,10 @@ mod tests {
         let after = api.case("case-1").unwrap();
         assert_eq!(after.status, "IN_PROGRESS");
         assert_eq!(after.version, 5);
-        assert_eq!(
-            after.field_watermarks.get(&CaseField::Status),
-            Some(&Watermark(T))
-        );
+        let change = state("2");
+        let mark = after.watermark(CaseField::Status, &change.item()).unwrap();
+        assert_eq!(mark.at, T);
+        assert_eq!(mark.change_keys, vec![change.change_key()]);
     }
 
     #[tokio::test]

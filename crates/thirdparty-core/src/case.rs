@@ -44,15 +44,62 @@ pub struct Case {
     /// Third-party items linked to the case.
     #[serde(default)]
     pub external_references: Vec<ExternalReference>,
-    /// Per field, the source-event time of the last third-party change applied to it (the
-    /// out-of-order watermark), written in the same versioned update as the field.
+    /// Per field and source item, the source-event time of the last change of that item
+    /// applied to the field (the out-of-order watermark), written in the same versioned update
+    /// as the field.
     #[serde(default)]
-    pub field_watermarks: BTreeMap<CaseField, Watermark>,
+    pub source_watermarks: Vec<SourceWatermark>,
+    /// Per field, who wrote it last and when: the sync (with the source time) or a person in
+    /// the case-management system (with the time of the edit). The conflict policies decide on
+    /// it (`docs/design.md`, "Conflicts and ordering").
+    #[serde(default)]
+    pub last_writes: BTreeMap<CaseField, FieldWrite>,
 }
 
-/// A source-event time stored as a watermark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Watermark(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
+/// The out-of-order watermark of one field for one source item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceWatermark {
+    /// The field.
+    pub field: CaseField,
+    /// The third-party item whose changes it orders.
+    pub source: ExternalReference,
+    /// Source-event time of the latest applied change of that item to that field.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The keys ([`crate::Changelog::change_key`]) of the changes applied at exactly `at`: the
+    /// same change seen again is a replay, a different change at the same time is not.
+    #[serde(default)]
+    pub change_keys: Vec<String>,
+}
+
+/// Who wrote a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Writer {
+    /// The sync, applying a change of this third-party item.
+    Sync {
+        /// The source item.
+        source: ExternalReference,
+    },
+    /// A person in the case-management system.
+    Person {
+        /// The user id, when known.
+        #[serde(default)]
+        user_id: Option<String>,
+    },
+}
+
+/// The last write of a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldWrite {
+    /// Who wrote it.
+    pub writer: Writer,
+    /// For the sync, the source-event time of the change; for a person, when they edited it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
 
 impl Case {
     /// Whether the case is closed (status `CLOSED`, any case).
@@ -72,27 +119,83 @@ impl Case {
         }
     }
 
-    /// The watermark of a field, if a third-party change was ever applied to it.
-    pub fn watermark(&self, field: CaseField) -> Option<OffsetDateTime> {
-        self.field_watermarks.get(&field).map(|w| w.0)
-    }
-
-    /// The out-of-order check of a field change: an event older than the field's watermark is
-    /// `out_of_order_event`; one exactly at the watermark is a replay of the change that set it
-    /// (`duplicate_event`), even when someone has since edited the field in the case.
-    pub fn watermark_reason(
+    /// The watermark of a field for one source item, if a change of it was ever applied.
+    pub fn watermark(
         &self,
         field: CaseField,
+        source: &ExternalReference,
+    ) -> Option<&SourceWatermark> {
+        self.source_watermarks
+            .iter()
+            .find(|w| w.field == field && w.source.same_item(source))
+    }
+
+    /// The ordering check of a field change: an event older than the field's watermark for its
+    /// item is `out_of_order_event`; one at the watermark whose change was already applied is a
+    /// replay (`duplicate_event`); a different change at the same source time is a new change,
+    /// applied in delivery order (sources such as ServiceNow have one-second precision).
+    pub fn ordering_reason(
+        &self,
+        field: CaseField,
+        source: &ExternalReference,
         event_time: OffsetDateTime,
+        change_key: &str,
     ) -> Option<crate::FilterReason> {
-        let mark = self.watermark(field)?;
-        if event_time < mark {
+        let mark = self.watermark(field, source)?;
+        if event_time < mark.at {
             return Some(crate::FilterReason::OutOfOrderEvent);
         }
-        if event_time == mark {
+        if event_time == mark.at && mark.change_keys.iter().any(|k| k == change_key) {
             return Some(crate::FilterReason::DuplicateEvent);
         }
         None
+    }
+
+    /// Whether the last write of a field is a person's edit in the case-management system (so
+    /// a person changed it after the sync last wrote it).
+    pub fn edited_in_case(&self, field: CaseField) -> bool {
+        matches!(
+            self.last_writes.get(&field),
+            Some(FieldWrite {
+                writer: Writer::Person { .. },
+                ..
+            })
+        )
+    }
+
+    /// What a field's conflict policy says about a change that passed the ordering check.
+    /// `consistent` is whether the change's `from` value is the case's current value (`None`
+    /// for changes that carry no `from`). `None` means apply; otherwise the reason to drop it.
+    ///
+    /// - `strict`: `state_conflict` when `from` differs (changes without `from` apply);
+    /// - `converge`: apply when `from` matches, or when nobody changed the field in the case
+    ///   since the sync last wrote it; `state_conflict` otherwise;
+    /// - `third_party_wins`: apply;
+    /// - `manual`: as `converge`, but the conflict is `manual_conflict` (the pipeline leaves a
+    ///   conflict entry on the case timeline).
+    pub fn conflict_reason(
+        &self,
+        field: CaseField,
+        policy: ConflictPolicy,
+        consistent: Option<bool>,
+    ) -> Option<crate::FilterReason> {
+        use crate::FilterReason;
+        match policy {
+            ConflictPolicy::Strict => {
+                (consistent == Some(false)).then_some(FilterReason::StateConflict)
+            }
+            ConflictPolicy::ThirdPartyWins => None,
+            ConflictPolicy::Converge | ConflictPolicy::Manual => {
+                if consistent == Some(true) || !self.edited_in_case(field) {
+                    return None;
+                }
+                Some(if policy == ConflictPolicy::Manual {
+                    FilterReason::ManualConflict
+                } else {
+                    FilterReason::StateConflict
+                })
+            }
+        }
     }
 
     /// Whether the case already holds the value a change would write.
@@ -118,15 +221,93 @@ impl Case {
             FieldChange::DueDate(v) => self.due_date = *v,
         }
     }
+
+    /// Applies a versioned write in memory, as the Case API does in one transaction (used by
+    /// fakes and the sandbox): the value, the writer of record and, for a synced change, the
+    /// item's watermark (never moved backwards), then the version bump. The caller checks the
+    /// version first. `now` is the time of a person's edit.
+    pub fn record_update(&mut self, update: &CaseUpdate, now: OffsetDateTime) {
+        let field = update.change.field();
+        self.apply(&update.change);
+        let write = match &update.writer {
+            UpdateWriter::Sync(sync) => {
+                self.advance_watermark(field, sync);
+                FieldWrite {
+                    writer: Writer::Sync {
+                        source: sync.source.clone(),
+                    },
+                    at: sync.source_event_time,
+                }
+            }
+            UpdateWriter::Person { user_id } => FieldWrite {
+                writer: Writer::Person {
+                    user_id: user_id.clone(),
+                },
+                at: now,
+            },
+        };
+        self.last_writes.insert(field, write);
+        self.version += 1;
+    }
+
+    fn advance_watermark(&mut self, field: CaseField, sync: &SyncWrite) {
+        let at = sync.source_event_time;
+        let found = self
+            .source_watermarks
+            .iter_mut()
+            .find(|w| w.field == field && w.source.same_item(&sync.source));
+        let Some(mark) = found else {
+            self.source_watermarks.push(SourceWatermark {
+                field,
+                source: sync.source.clone(),
+                at,
+                change_keys: vec![sync.change_key.clone()],
+            });
+            return;
+        };
+        if at > mark.at {
+            mark.at = at;
+            mark.change_keys = vec![sync.change_key.clone()];
+        } else if at == mark.at && !mark.change_keys.contains(&sync.change_key) {
+            mark.change_keys.push(sync.change_key.clone());
+        }
+    }
 }
 
-/// A link from a case to a third-party item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A link from a case to a third-party item, keyed by (integration, site, id): ids are unique
+/// only inside their site (`docs/design.md`, "References are scoped to their site").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ExternalReference {
     /// The integration (`jira`, `servicenow`, ...).
     pub integration: String,
-    /// The item's stable id in that system (Jira issue id, ServiceNow sys_id).
+    /// The site the item lives on (a Jira site, a ServiceNow instance, a GitHub host).
+    #[serde(default)]
+    pub site: String,
+    /// The item's stable id on that site (Jira issue id, ServiceNow sys_id).
     pub reference: String,
+}
+
+impl ExternalReference {
+    /// A reference.
+    pub fn new(
+        integration: impl Into<String>,
+        site: impl Into<String>,
+        reference: impl Into<String>,
+    ) -> Self {
+        Self {
+            integration: integration.into(),
+            site: site.into(),
+            reference: reference.into(),
+        }
+    }
+
+    /// Whether both name the same item: integration and site compared ignoring ASCII case
+    /// (host names), the id exactly.
+    pub fn same_item(&self, other: &ExternalReference) -> bool {
+        self.reference == other.reference
+            && self.integration.eq_ignore_ascii_case(&other.integration)
+            && self.site.eq_ignore_ascii_case(&other.site)
+    }
 }
 
 /// The new value of one case field.
@@ -172,10 +353,43 @@ pub struct CaseUpdate {
     pub expected_version: u64,
     /// The new value.
     pub change: FieldChange,
-    /// Source-event time of the change: becomes the field's watermark in the same write.
+    /// Who writes it: the sync (a third-party change) or a person.
+    pub writer: UpdateWriter,
+}
+
+/// Who makes a [`CaseUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateWriter {
+    /// The sync applies a third-party change.
+    Sync(SyncWrite),
+    /// A person edits the case in the case-management system.
+    Person {
+        /// The user id, when known.
+        user_id: Option<String>,
+    },
+}
+
+/// A synced change, as the write records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncWrite {
+    /// The third-party item the change comes from.
+    pub source: ExternalReference,
+    /// Source-event time of the change: becomes the field's watermark for that item.
     pub source_event_time: OffsetDateTime,
-    /// The integration the change comes from.
-    pub integration: String,
+    /// The change's key ([`crate::Changelog::change_key`]), kept with the watermark so a replay
+    /// at the same source time is recognized.
+    pub change_key: String,
+}
+
+impl UpdateWriter {
+    /// The writer of a synced changelog.
+    pub fn sync(changelog: &crate::Changelog) -> Self {
+        UpdateWriter::Sync(SyncWrite {
+            source: changelog.item(),
+            source_event_time: changelog.event_timestamp,
+            change_key: changelog.change_key(),
+        })
+    }
 }
 
 /// A comment (or work note) to add to a case's timeline.
@@ -282,6 +496,59 @@ pub struct SyncSettings {
     /// Changes older than this are not applied.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub start_syncing_from: Option<OffsetDateTime>,
+    /// How a third-party change that conflicts with the case is resolved, for every field not
+    /// listed in `field_conflict_policies`.
+    #[serde(default)]
+    pub conflict_policy: ConflictPolicy,
+    /// Per-field conflict policies that override `conflict_policy`.
+    #[serde(default)]
+    pub field_conflict_policies: BTreeMap<CaseField, ConflictPolicy>,
+}
+
+/// How a third-party change that conflicts with the case is resolved (`docs/design.md`,
+/// "Conflicts and ordering"). Every policy first drops changes older than the field's
+/// watermark for their item (`out_of_order_event`) and replays (`duplicate_event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Drop the change (`state_conflict`) when its `from` differs from the case's value.
+    Strict,
+    /// Apply when `from` matches, or when nobody changed the field in the case since the sync
+    /// last wrote it: late and lost third-party events converge on the third party's latest
+    /// value, a person's edit in the case is protected (`state_conflict`).
+    #[default]
+    Converge,
+    /// Apply every change newer than the field's watermark.
+    ThirdPartyWins,
+    /// As `converge`, but a conflict leaves a visible entry on the case timeline
+    /// (`manual_conflict`) for a person to resolve.
+    Manual,
+}
+
+impl ConflictPolicy {
+    /// Every policy.
+    pub const ALL: [ConflictPolicy; 4] = [
+        ConflictPolicy::Strict,
+        ConflictPolicy::Converge,
+        ConflictPolicy::ThirdPartyWins,
+        ConflictPolicy::Manual,
+    ];
+
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictPolicy::Strict => "strict",
+            ConflictPolicy::Converge => "converge",
+            ConflictPolicy::ThirdPartyWins => "third_party_wins",
+            ConflictPolicy::Manual => "manual",
+        }
+    }
+}
+
+impl std::fmt::Display for ConflictPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn yes() -> bool {
@@ -310,6 +577,14 @@ impl SyncSettings {
             return Some(FilterReason::CreatedBeforeStartSyncingFrom);
         }
         None
+    }
+
+    /// The conflict policy of a field.
+    pub fn conflict_policy(&self, field: CaseField) -> ConflictPolicy {
+        self.field_conflict_policies
+            .get(&field)
+            .copied()
+            .unwrap_or(self.conflict_policy)
     }
 
     /// Whether a field's sync switch is on (absent means on).

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 use crate::case::{
-    Case, CaseUpdate, Comment, CommentOutcome, NewComment, SyncMetadata, SyncSettings, User,
-    UserQuery,
+    Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment, SyncMetadata,
+    SyncSettings, User, UserQuery,
 };
 use crate::error::CaseApiError;
 
@@ -16,9 +16,11 @@ use crate::error::CaseApiError;
 /// Contract, for every implementation (the gRPC client, the in-memory fake):
 /// - calls are independent and may run concurrently; implementations are `Send + Sync`;
 /// - `update_case` is an optimistic-locked write of one field: it succeeds only if the case is
-///   still at `expected_version`, bumps the version, and stores `source_event_time` as that
-///   field's watermark in the same write; otherwise it fails with
+///   still at `expected_version`, bumps the version, records the writer of the field and, for a
+///   synced change, stores its source time and change key as the field's watermark for its
+///   item, all in the same write; otherwise it fails with
 ///   [`CaseApiError::VersionMismatch`] and changes nothing;
+/// - references are keyed by (integration, site, id): two sites with the same id are two items;
 /// - `add_comment` is idempotent by `idempotency_key`: a repeat returns the first comment with
 ///   `created: false` and changes nothing;
 /// - absence is `Ok(None)` for look-ups, never an error; [`CaseApiError::NotFound`] is reserved
@@ -30,12 +32,11 @@ pub trait CaseApi: Send + Sync + fmt::Debug {
     /// The case with this id, if it exists.
     async fn get_case(&self, org_id: u64, case_id: &str) -> Result<Option<Case>, CaseApiError>;
 
-    /// The case linked to a third-party item, if any.
+    /// The case linked to a third-party item (integration, site and id), if any.
     async fn find_case_by_external_reference(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, CaseApiError>;
 
     /// Writes one field at an expected version; returns the case after the write.
@@ -84,16 +85,16 @@ impl<A: CaseApi> CaseApi for Traced<A> {
     async fn find_case_by_external_reference(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, CaseApiError> {
         self.0
-            .find_case_by_external_reference(org_id, integration, reference)
+            .find_case_by_external_reference(org_id, reference)
             .instrument(tracing::info_span!(
                 "get_case",
                 org_id,
-                integration,
-                reference
+                integration = %reference.integration,
+                site = %reference.site,
+                reference = %reference.reference
             ))
             .await
     }
@@ -179,11 +180,10 @@ impl<A: CaseApi + ?Sized> CaseApi for std::sync::Arc<A> {
     async fn find_case_by_external_reference(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, CaseApiError> {
         (**self)
-            .find_case_by_external_reference(org_id, integration, reference)
+            .find_case_by_external_reference(org_id, reference)
             .await
     }
 

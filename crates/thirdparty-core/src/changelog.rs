@@ -24,6 +24,13 @@ pub struct Changelog {
     pub org_id: u64,
     /// What changed.
     pub changelog_type: ChangelogType,
+    /// The site the item lives on (Jira site, ServiceNow instance, ...): third-party ids are
+    /// unique only inside their site, so every reference is keyed by (integration, site, id).
+    /// See `docs/design.md`, "References are scoped to their site". Not part of the JSON form
+    /// (the integration's `metadata` already names the site there: Jira `account_id`,
+    /// ServiceNow `instance_name`); accepted when present.
+    #[serde(default, skip_serializing)]
+    pub site: String,
     /// The third-party item's stable id (Jira issue id, ServiceNow sys_id).
     pub third_party_id: String,
     /// The third-party item's human key (Jira `PROJ-12`), when it has one.
@@ -78,6 +85,7 @@ impl Changelog {
             integration: integration.into(),
             org_id,
             changelog_type,
+            site: String::new(),
             third_party_id: third_party_id.into(),
             third_party_key: None,
             event_timestamp,
@@ -94,12 +102,82 @@ impl Changelog {
         }
     }
 
+    /// The item this changelog is about, keyed by (integration, site, id).
+    pub fn item(&self) -> crate::case::ExternalReference {
+        crate::case::ExternalReference::new(&self.integration, &self.site, &self.third_party_id)
+    }
+
+    /// A stable key of this change: the same change seen again (same item, type, values and
+    /// comment) has the same key, two different changes have different keys even at the same
+    /// source time. 64-bit FNV-1a over the parts, in hex.
+    pub fn change_key(&self) -> String {
+        let mut hash = Fnv1a::default();
+        hash.field(self.integration.as_bytes());
+        hash.field(self.site.as_bytes());
+        hash.field(self.third_party_id.as_bytes());
+        hash.field(self.changelog_type.name().as_bytes());
+        for part in [
+            &self.from_id,
+            &self.from_string,
+            &self.to_id,
+            &self.to_string,
+            &self.comment_id,
+        ] {
+            match part {
+                Some(v) => {
+                    hash.field(b"1");
+                    hash.field(v.as_bytes());
+                }
+                None => hash.field(b"0"),
+            }
+        }
+        format!("{:016x}", hash.0)
+    }
+
     /// A metadata value by key, if present and non-empty.
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+}
+
+/// A site as references key it: trimmed and lowercased (host and instance names are not case
+/// sensitive), so one site always yields the same references and idempotency keys.
+pub fn normalize_site(site: &str) -> String {
+    site.trim().to_ascii_lowercase()
+}
+
+/// 64-bit FNV-1a: a stable, dependency-free digest (not for security).
+#[derive(Debug)]
+pub struct Fnv1a(pub u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Adds bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// Adds one length-prefixed part (so `("ab", "c")` and `("a", "bc")` differ).
+    pub fn field(&mut self, bytes: &[u8]) {
+        self.write(&(bytes.len() as u64).to_le_bytes());
+        self.write(bytes);
+    }
+
+    /// The digest of some bytes.
+    pub fn digest(bytes: &[u8]) -> u64 {
+        let mut h = Self::default();
+        h.write(bytes);
+        h.0
     }
 }
 

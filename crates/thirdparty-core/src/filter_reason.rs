@@ -46,7 +46,7 @@ filter_reasons! {
     FieldJiraBiSyncDisabled => "field_jira_bi_sync_disabled",
     /// The third-party value (priority id, status id, state code) has no case value mapped to it.
     FieldValueNotMapped => "field_value_not_mapped",
-    /// The change's `from` value differs from the case's current value: someone else changed it.
+    /// The change conflicts with the case under the field's conflict policy: `strict`, its `from` differs from the case's value; `converge`, it does and a person changed the field in the case since the sync last wrote it.
     StateConflict => "state_conflict",
     /// No case is linked to the third-party item.
     NoCorrespondingCase => "no_corresponding_case",
@@ -86,7 +86,7 @@ filter_reasons! {
     InvalidFieldValue => "invalid_field_value",
     /// The event names no case and no third-party item to find one by.
     MissingCaseReference => "missing_case_reference",
-    /// A replay: the comment's idempotency key was seen, or the field's watermark is this change's time.
+    /// A replay: the comment's idempotency key was seen, or this very change (same item, field and values) was applied at the field's watermark time.
     DuplicateEvent => "duplicate_event",
     /// An operator listed the message's `topic:partition:offset` in the skip list.
     SkippedByOperator => "skipped_by_operator",
@@ -98,6 +98,8 @@ filter_reasons! {
     IssueTypeNotSynced => "issue_type_not_synced",
     /// The project's sync switch for this field is off (integrations without per-field bidirectional switches).
     FieldSyncDisabled => "field_sync_disabled",
+    /// The change conflicts with a person's edit in the case and the field's conflict policy is `manual`: not applied, a conflict entry is left on the case timeline instead.
+    ManualConflict => "manual_conflict",
 }
 
 impl fmt::Display for FilterReason {

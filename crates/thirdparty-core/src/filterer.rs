@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::cache::MetadataCache;
-use crate::case::{Case, SyncMetadata, SyncSettings};
+use crate::case::{Case, ExternalReference, SyncMetadata, SyncSettings};
 use crate::case_api::CaseApi;
 use crate::changelog::Changelog;
 use crate::error::CaseApiError;
@@ -20,11 +20,11 @@ pub enum CaseLookup {
     ById {
         /// The case id the event names.
         case_id: String,
-        /// The third-party item id to try next.
-        fallback_reference: Option<String>,
+        /// The third-party item (integration, site, id) to try next.
+        fallback_reference: Option<ExternalReference>,
     },
-    /// By the third-party item linked to the case.
-    ByExternalReference(String),
+    /// By the third-party item (integration, site, id) linked to the case.
+    ByExternalReference(ExternalReference),
 }
 
 /// What the pre-filter may use: the organization's sync metadata, served from a TTL cache that
@@ -81,10 +81,10 @@ pub trait Filterer: Send + Sync + fmt::Debug {
     ) -> Result<Option<FilterReason>, CaseApiError>;
 
     /// How to find the case. The default: the changelog's `case_reference` by id (falling back
-    /// to its `third_party_id`), else the `third_party_id` as external reference; an event with
-    /// neither is [`FilterReason::MissingCaseReference`].
+    /// to its item), else its item (integration, site, `third_party_id`) as external
+    /// reference; an event with neither is [`FilterReason::MissingCaseReference`].
     fn case_lookup(&self, changelog: &Changelog) -> Result<CaseLookup, FilterReason> {
-        let reference = Some(changelog.third_party_id.clone()).filter(|r| !r.is_empty());
+        let reference = Some(changelog.item()).filter(|r| !r.reference.is_empty());
         match (&changelog.case_reference, reference) {
             (Some(case_id), fallback) if !case_id.is_empty() => Ok(CaseLookup::ById {
                 case_id: case_id.clone(),

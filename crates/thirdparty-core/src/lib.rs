@@ -27,11 +27,12 @@ pub mod testkit;
 
 pub use cache::{CacheStats, TtlCache};
 pub use case::{
-    Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, FieldChange, NewComment,
-    SyncMetadata, SyncSettings, SyncType, User, UserQuery, Watermark,
+    Case, CaseUpdate, Comment, CommentOutcome, ConflictPolicy, ExternalReference, FieldChange,
+    FieldWrite, NewComment, SourceWatermark, SyncMetadata, SyncSettings, SyncType, SyncWrite,
+    UpdateWriter, User, UserQuery, Writer,
 };
 pub use case_api::CaseApi;
-pub use changelog::{Author, CaseField, Changelog, ChangelogType};
+pub use changelog::{Author, CaseField, Changelog, ChangelogType, Fnv1a, normalize_site};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decoder::Decoder;
 pub use error::{CaseApiError, DecodeError, ErrorClass, HandleError};

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use tracing::Instrument;
 
 use crate::cache::{DEFAULT_CAPACITY, DEFAULT_TTL, MetadataCache, SettingsCache};
-use crate::case::{Case, SyncSettings};
+use crate::case::{Case, ExternalReference, NewComment, SyncSettings};
 use crate::case_api::{CaseApi, Traced};
 use crate::changelog::Changelog;
 use crate::clock::{Clock, SystemClock};
@@ -308,6 +308,12 @@ impl Pipeline {
             let filtered =
                 filter_span.in_scope(|| self.filterer.filter(changelog, &case, &settings));
             if let Some(reason) = filtered {
+                if reason == FilterReason::ManualConflict
+                    && !dry_run
+                    && let Err(err) = self.leave_conflict_entry(changelog, &case).await
+                {
+                    return settle(err);
+                }
                 return Ok(Decision::Filtered(reason));
             }
             if dry_run {
@@ -320,7 +326,14 @@ impl Pipeline {
                 .await;
             match processed {
                 Ok(ProcessOutcome::Applied) => return Ok(Decision::Applied),
-                Ok(ProcessOutcome::Filtered(reason)) => return Ok(Decision::Filtered(reason)),
+                Ok(ProcessOutcome::Filtered(reason)) => {
+                    if reason == FilterReason::ManualConflict
+                        && let Err(err) = self.leave_conflict_entry(changelog, &case).await
+                    {
+                        return settle(err);
+                    }
+                    return Ok(Decision::Filtered(reason));
+                }
                 Err(CaseApiError::VersionMismatch { .. })
                     if attempt < self.config.max_conflict_retries =>
                 {
@@ -351,6 +364,54 @@ impl Pipeline {
                 Err(err) => return settle(HandleError::api("process_changelog", err)),
             }
         }
+    }
+
+    /// Leaves a conflict entry on the case timeline for a change the `manual` policy did not
+    /// apply ("jira (acme.atlassian.net) says In Review, the case says RESOLVED"), idempotently
+    /// by the change's key. The entry's text is never logged.
+    async fn leave_conflict_entry(
+        &self,
+        changelog: &Changelog,
+        case: &Case,
+    ) -> Result<(), HandleError> {
+        let Some(field) = changelog.changelog_type.case_field() else {
+            return Ok(());
+        };
+        let theirs = changelog
+            .to_string
+            .as_deref()
+            .or(changelog.to_id.as_deref())
+            .unwrap_or("(none)");
+        let ours = case.field_value(field);
+        let body = format!(
+            "Sync conflict on {field}: {} ({}) says {theirs}, the case says {}. Not applied: \
+             the project's conflict policy for this field is manual.",
+            changelog.integration,
+            changelog.site,
+            ours.as_deref().unwrap_or("(none)"),
+        );
+        let entry = NewComment {
+            org_id: case.org_id,
+            case_id: case.id.clone(),
+            idempotency_key: conflict_entry_key(changelog),
+            body,
+            author: changelog.author.clone().unwrap_or_default(),
+            is_work_note: true,
+            integration: changelog.integration.clone(),
+            source_event_time: changelog.event_timestamp,
+        };
+        let outcome = self
+            .api
+            .add_comment(&entry)
+            .await
+            .map_err(|e| HandleError::api("create_timeline_cell", e))?;
+        tracing::info!(
+            case_id = %case.id,
+            field = %field,
+            created = outcome.created,
+            "conflict entry left on the case timeline"
+        );
+        Ok(())
     }
 
     /// Finds the case and its project's settings, or the reason there are none.
@@ -397,9 +458,9 @@ impl Pipeline {
         lookup: &CaseLookup,
     ) -> Result<Option<Case>, HandleError> {
         let org_id = changelog.org_id;
-        let by_reference = |reference: String| async move {
+        let by_reference = |reference: ExternalReference| async move {
             self.api
-                .find_case_by_external_reference(org_id, &changelog.integration, &reference)
+                .find_case_by_external_reference(org_id, &reference)
                 .await
                 .map_err(|e| HandleError::api("get_case", e))
         };
@@ -424,6 +485,22 @@ impl Pipeline {
             CaseLookup::ByExternalReference(reference) => by_reference(reference.clone()).await,
         }
     }
+}
+
+/// Prefix of the idempotency keys of conflict entries (`manual` policy).
+pub const CONFLICT_ENTRY_PREFIX: &str = "conflict:";
+
+/// The idempotency key of the conflict entry of a change:
+/// `conflict:{integration}:{site}:{id}:{field}:{change key}`.
+pub fn conflict_entry_key(changelog: &Changelog) -> String {
+    format!(
+        "{CONFLICT_ENTRY_PREFIX}{}:{}:{}:{}:{}",
+        changelog.integration,
+        changelog.site,
+        changelog.third_party_id,
+        changelog.changelog_type,
+        changelog.change_key()
+    )
 }
 
 /// Turns an error into a decision when it is not worth retrying.

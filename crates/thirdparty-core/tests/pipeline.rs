@@ -20,7 +20,11 @@ async fn applies_a_change_with_the_version_and_watermark() {
     assert_eq!(decisions(out), [Decision::Applied]);
     let case = api.case("case-1").unwrap();
     assert_eq!((case.title.as_str(), case.version), ("new", 2));
-    assert_eq!(case.watermark(CaseField::Title), Some(EVENT));
+    let item = ExternalReference::new("toy", "", "ITEM-1");
+    assert_eq!(
+        case.watermark(CaseField::Title, &item).map(|w| w.at),
+        Some(EVENT)
+    );
 }
 
 #[tokio::test]

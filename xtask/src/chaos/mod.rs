@@ -37,7 +37,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use reader_runtime::testkit::{ReaderProcess, TansuBroker, free_port, wait_caught_up};
 use serde_json::json;
 use thirdparty_core::{CaseApi, CaseField, CaseUpdate, FieldChange};
-use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::demo::{Binaries, Sandbox};
@@ -754,8 +753,9 @@ async fn edit_once(
             case_id: case.case_id.clone(),
             expected_version: current.version,
             change,
-            source_event_time: OffsetDateTime::now_utc(),
-            integration: "datadog".into(),
+            writer: thirdparty_core::UpdateWriter::Person {
+                user_id: Some("datadog-editor".into()),
+            },
         };
         match api.update_case(&update).await {
             Ok(_) => return value,

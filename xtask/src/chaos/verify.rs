@@ -329,11 +329,13 @@ mod tests {
                 assignee_id: expected.fields.assignee_id.clone(),
                 due_date: None,
                 created_at: datetime!(2025-01-01 0:00 UTC),
-                external_references: vec![ExternalReference {
-                    integration: "servicenow".into(),
-                    reference: expected.reference.clone(),
-                }],
-                field_watermarks: BTreeMap::new(),
+                external_references: vec![ExternalReference::new(
+                    "servicenow",
+                    "chaos",
+                    expected.reference.clone(),
+                )],
+                source_watermarks: Vec::new(),
+                last_writes: Default::default(),
             });
             for (marker, work_note) in &expected.comments {
                 add(&api, expected, marker, *work_note, "1").await;

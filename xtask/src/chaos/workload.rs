@@ -739,9 +739,9 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
     let cases: Vec<Value> = cases
         .iter()
         .map(|c| {
-            let (project, integration) = match c.flavor {
-                Flavor::Jira => (JIRA_CASE_PROJECT, "jira"),
-                Flavor::ServiceNow => (SERVICENOW_CASE_PROJECT, "servicenow"),
+            let (project, integration, site) = match c.flavor {
+                Flavor::Jira => (JIRA_CASE_PROJECT, "jira", JIRA_SITE),
+                Flavor::ServiceNow => (SERVICENOW_CASE_PROJECT, "servicenow", INSTANCE),
             };
             json!({
                 "id": c.case_id,
@@ -755,8 +755,9 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
                 "assignee_id": null,
                 "due_date": null,
                 "created_at": "2025-01-15T09:00:00Z",
-                "external_references": [{"integration": integration, "reference": c.reference}],
-                "field_watermarks": {}
+                "external_references": [
+                    {"integration": integration, "site": site, "reference": c.reference}
+                ]
             })
         })
         .collect();

@@ -28,7 +28,12 @@ fn filtered(changelog_type: &str, reason: FilterReason) -> (String, Decision) {
 
 fn assert_watermarks(case: &thirdparty_core::Case, fields: &[CaseField], at: OffsetDateTime) {
     for field in fields {
-        assert_eq!(case.watermark(*field), Some(at), "{field}");
+        let item = &case.external_references[0];
+        assert_eq!(
+            case.watermark(*field, item).map(|w| w.at),
+            Some(at),
+            "{field}"
+        );
     }
 }
 
@@ -101,7 +106,10 @@ async fn cloud_history_applies_field_by_field() {
     assert_eq!(decisions(&comment), vec![applied("create_comment")]);
     let comments = api.comments(CASE_PROJ_12);
     assert_eq!(comments.len(), 1);
-    assert_eq!(comments[0].idempotency_key, "jira:10002:10050");
+    assert_eq!(
+        comments[0].idempotency_key,
+        "jira:acme.atlassian.net:10002:10050"
+    );
     assert_eq!(
         comments[0].body,
         "Rolled back the cache config; p99 is recovering. Will confirm in 30 min."
@@ -202,7 +210,10 @@ async fn server_payloads_apply_with_usernames_and_offsets() {
     let comment = handle(&pipeline, &fixture("server_comment_created")).await;
     assert_eq!(decisions(&comment), vec![applied("create_comment")]);
     let comments = api.comments(CASE_ONPREM_3);
-    assert_eq!(comments[0].idempotency_key, "jira:20417:40127");
+    assert_eq!(
+        comments[0].idempotency_key,
+        "jira:jira.acme.internal:20417:40127"
+    );
     assert_eq!(
         comments[0].body,
         "Cleaned /var/lib/docker on agents 3-7, usage back to 41%.\r\n{code}df -h /var/lib/docker{code}",

@@ -4,20 +4,23 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use thirdparty_core::ExternalReference;
 use thirdparty_core::testkit::InMemoryCaseApi;
+use thirdparty_core::testkit::{mark_edited_in_case, mark_item_at};
 use thirdparty_core::{
-    CaseField, Decision, ErrorClass, FilterReason, Payload, SyncType, Watermark,
+    CaseField, ConflictPolicy, Decision, ErrorClass, FilterReason, Payload, SyncType,
 };
 use time::macros::datetime;
 
 use crate::support::*;
 
 /// The reasons a Jira changelog can be filtered with; the table must reach each one.
-const JIRA_REASONS: [FilterReason; 22] = [
+const JIRA_REASONS: [FilterReason; 23] = [
     FilterReason::BreakSynchronizationCycle,
     FilterReason::FieldJiraBiSyncDisabled,
     FilterReason::FieldValueNotMapped,
     FilterReason::StateConflict,
+    FilterReason::ManualConflict,
     FilterReason::NoCorrespondingCase,
     FilterReason::ProjectNotFound,
     FilterReason::CreatedBeforeStartSyncingFrom,
@@ -284,9 +287,11 @@ fn table() -> Vec<Row> {
             "update_status",
         )
         .world(|w| {
-            w.case_mut(CASE_PROJ_12).field_watermarks.insert(
+            mark_item_at(
+                w.case_mut(CASE_PROJ_12),
                 CaseField::Status,
-                Watermark(datetime!(2024-01-15 11:00 UTC)),
+                &ExternalReference::new("jira", "acme.atlassian.net", "10002"),
+                datetime!(2024-01-15 11:00 UTC),
             );
         }),
         row(
@@ -309,21 +314,35 @@ fn table() -> Vec<Row> {
             UPDATED,
             "update_status",
         )
-        .world(|w| w.case_mut(CASE_PROJ_12).status = "CLOSED".into()),
+        .world(|w| edit_in_case(w, CaseField::Status, |c| c.status = "CLOSED".into())),
         row(
             "priority changed on the case meanwhile",
             R::StateConflict,
             UPDATED,
             "update_priority",
         )
-        .world(|w| w.case_mut(CASE_PROJ_12).priority = Some("P1".into())),
+        .world(|w| edit_in_case(w, CaseField::Priority, |c| c.priority = Some("P1".into()))),
         row(
             "assignee changed on the case meanwhile",
             R::StateConflict,
             UPDATED,
             "update_assignee",
         )
-        .world(|w| w.case_mut(CASE_PROJ_12).assignee_id = Some("user-priya".into())),
+        .world(|w| {
+            edit_in_case(w, CaseField::Assignee, |c| {
+                c.assignee_id = Some("user-priya".into());
+            });
+        }),
+        row(
+            "status changed on the case meanwhile, policy manual",
+            R::ManualConflict,
+            UPDATED,
+            "update_status",
+        )
+        .world(|w| {
+            edit_in_case(w, CaseField::Status, |c| c.status = "CLOSED".into());
+            w.settings_mut("proj-1").conflict_policy = ConflictPolicy::Manual;
+        }),
         row("title already set", R::NoChange, UPDATED, "update_title").world(|w| {
             w.case_mut(CASE_PROJ_12).title = "Checkout p99 latency above SLO in eu-west".into()
         }),
@@ -461,7 +480,36 @@ async fn every_jira_filter_reason_is_reached_through_the_pipeline() {
             row.name,
             report.changelog
         );
-        if reports.len() == 1 {
+        if row.reason == FilterReason::ManualConflict {
+            // The status is left alone; a conflict entry is on the case timeline, once.
+            let after = api.snapshot();
+            assert_eq!(after.cases[CASE_PROJ_12].status, "CLOSED", "{}", row.name);
+            let added: Vec<_> = after.comments[before.comments.len()..].to_vec();
+            assert_eq!(added.len(), 1, "{}: {added:?}", row.name);
+            assert!(added[0].idempotency_key.starts_with("conflict:"));
+            assert!(added[0].is_work_note);
+            assert!(
+                added[0].body.contains("says In Progress"),
+                "{}",
+                added[0].body
+            );
+            assert!(
+                added[0].body.contains("the case says CLOSED"),
+                "{}",
+                added[0].body
+            );
+            let again = handle(&pipeline, &bytes).await;
+            assert!(
+                again
+                    .iter()
+                    .any(|r| r.decision == Decision::Filtered(row.reason))
+            );
+            assert_eq!(
+                api.snapshot().comments.len(),
+                after.comments.len(),
+                "idempotent"
+            );
+        } else if reports.len() == 1 {
             assert_eq!(
                 api.snapshot(),
                 before,
@@ -487,4 +535,11 @@ fn every_reason_is_classified_as_jira_relevant_or_not() {
         all, core,
         "a new core reason needs a Jira decision (table or NOT_JIRA)"
     );
+}
+
+/// A person's edit of a field of case PROJ-12 in the case-management system.
+fn edit_in_case(w: &mut World, field: CaseField, edit: impl FnOnce(&mut thirdparty_core::Case)) {
+    let case = w.case_mut(CASE_PROJ_12);
+    edit(case);
+    mark_edited_in_case(case, field, datetime!(2024-01-15 10:00 UTC));
 }

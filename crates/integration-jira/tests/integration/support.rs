@@ -65,7 +65,7 @@ fn strings<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
     items.into_iter().map(str::to_owned).collect()
 }
 
-fn case(id: &str, project: &str, reference: &str, title: &str) -> Case {
+fn case(id: &str, project: &str, site: &str, reference: &str, title: &str) -> Case {
     Case {
         id: id.to_owned(),
         org_id: ORG,
@@ -78,11 +78,9 @@ fn case(id: &str, project: &str, reference: &str, title: &str) -> Case {
         assignee_id: None,
         due_date: None,
         created_at: datetime!(2024-01-15 09:00 UTC),
-        external_references: vec![ExternalReference {
-            integration: INTEGRATION.to_owned(),
-            reference: reference.to_owned(),
-        }],
-        field_watermarks: BTreeMap::new(),
+        external_references: vec![ExternalReference::new(INTEGRATION, site, reference)],
+        source_watermarks: Vec::new(),
+        last_writes: Default::default(),
     }
 }
 
@@ -108,6 +106,8 @@ fn settings(project: &str, statuses: [(&str, &str); 3], sync_type: SyncType) -> 
         ]),
         custom_fields: BTreeMap::new(),
         start_syncing_from: Some(datetime!(2024-01-01 00:00 UTC)),
+        conflict_policy: Default::default(),
+        field_conflict_policies: Default::default(),
     }
 }
 
@@ -155,6 +155,7 @@ impl World {
         let mut proj12 = case(
             CASE_PROJ_12,
             "proj-1",
+            "acme.atlassian.net",
             "10002",
             "Checkout latency above SLO",
         );
@@ -162,12 +163,14 @@ impl World {
         let ops7 = case(
             CASE_OPS_7,
             "proj-1",
+            "acme.atlassian.net",
             "10040",
             "Rotate TLS certificates on edge proxies",
         );
         let mut onprem3 = case(
             CASE_ONPREM_3,
             "proj-onprem",
+            "jira.acme.internal",
             "20417",
             "Disk pressure on build agents",
         );

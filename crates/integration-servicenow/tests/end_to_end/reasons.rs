@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use integration_servicenow::{ServiceNowFilterer, comment_idempotency_key};
 use serde_json::{Value, json};
+use thirdparty_core::ExternalReference;
+use thirdparty_core::testkit::mark_item_at;
 use thirdparty_core::{
     Author, CaseField, Changelog, ChangelogType, Decision, DecodeError, ErrorClass, FilterReason,
-    Filterer, HandleError, MessageOutcome, Payload, SyncType, Watermark,
+    Filterer, HandleError, MessageOutcome, Payload, SyncType,
 };
 use time::macros::datetime;
 
@@ -184,9 +186,11 @@ fn table() -> Vec<Row> {
         row(
             "older than the status watermark",
             |w| {
-                w.case_mut(CASE_A).field_watermarks.insert(
+                mark_item_at(
+                    w.case_mut(CASE_A),
                     CaseField::Status,
-                    Watermark(datetime!(2024-02-20 10:02:42 UTC)),
+                    &ExternalReference::new("servicenow", INSTANCE, SYS_A),
+                    datetime!(2024-02-20 10:02:42 UTC),
                 );
             },
             state_change,
@@ -492,7 +496,7 @@ async fn comments_and_work_notes_land_as_distinct_entries_byte_for_byte() {
     );
     assert!(
         comments[1].idempotency_key.starts_with(&format!(
-            "servicenow:{SYS_A}:2024-02-20T09:15:00Z:work_note:"
+            "servicenow:{INSTANCE}:{SYS_A}:2024-02-20T09:15:00Z:work_note:"
         )),
         "{}",
         comments[1].idempotency_key
@@ -509,9 +513,14 @@ async fn status_changes_carry_version_and_watermark() {
     );
     let case = api.case(CASE_A).unwrap();
     assert_eq!((case.status.as_str(), case.version), ("IN_PROGRESS", 2));
+    let mark = case.source_watermarks.first().expect("a status watermark");
     assert_eq!(
-        case.watermark(CaseField::Status),
-        Some(datetime!(2024-02-20 10:02:41 UTC))
+        (mark.field, mark.source.site.as_str(), mark.at),
+        (
+            CaseField::Status,
+            INSTANCE,
+            datetime!(2024-02-20 10:02:41 UTC)
+        )
     );
     // A comment and a work note of one event get two keys.
     let decoded = thirdparty_core::Decoder::decode(

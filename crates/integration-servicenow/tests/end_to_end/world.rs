@@ -56,12 +56,10 @@ fn case(id: &str, status: &str, references: &[&str]) -> Case {
         created_at: datetime!(2024-02-19 08:00 UTC),
         external_references: references
             .iter()
-            .map(|r| ExternalReference {
-                integration: INTEGRATION.into(),
-                reference: (*r).into(),
-            })
+            .map(|r| ExternalReference::new(INTEGRATION, INSTANCE, *r))
             .collect(),
-        field_watermarks: BTreeMap::new(),
+        source_watermarks: Vec::new(),
+        last_writes: Default::default(),
     }
 }
 
@@ -95,6 +93,8 @@ impl World {
                 )]),
                 custom_fields: BTreeMap::new(),
                 start_syncing_from: Some(datetime!(2024-01-01 00:00 UTC)),
+                conflict_policy: Default::default(),
+                field_conflict_policies: Default::default(),
             }],
             metadata: vec![SyncMetadata {
                 org_id: ORG,

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::case::{
-    Case, CaseUpdate, Comment, CommentOutcome, NewComment, SyncMetadata, SyncSettings, User,
-    UserQuery, Watermark,
+    Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment, SyncMetadata,
+    SyncSettings, User, UserQuery,
 };
 use crate::case_api::CaseApi;
 use crate::error::CaseApiError;
@@ -198,17 +198,13 @@ impl CaseApi for InMemoryCaseApi {
     async fn find_case_by_external_reference(
         &self,
         org_id: u64,
-        integration: &str,
-        reference: &str,
+        reference: &ExternalReference,
     ) -> Result<Option<Case>, CaseApiError> {
         let s = self.begin(|c| c.find_case += 1)?;
         Ok(s.cases
             .values()
             .find(|c| {
-                c.org_id == org_id
-                    && c.external_references
-                        .iter()
-                        .any(|r| r.integration == integration && r.reference == reference)
+                c.org_id == org_id && c.external_references.iter().any(|r| r.same_item(reference))
             })
             .cloned())
     }
@@ -233,16 +229,7 @@ impl CaseApi for InMemoryCaseApi {
                 expected: update.expected_version,
             });
         }
-        case.apply(&update.change);
-        let field = update.change.field();
-        let mark = case
-            .field_watermarks
-            .get(&field)
-            .map_or(update.source_event_time, |w| {
-                w.0.max(update.source_event_time)
-            });
-        case.field_watermarks.insert(field, Watermark(mark));
-        case.version += 1;
+        case.record_update(update, time::OffsetDateTime::now_utc());
         Ok(case.clone())
     }
 

@@ -61,11 +61,16 @@ impl Filterer for ToyFilterer {
             return Some(FilterReason::IntegrationDisabled);
         }
         let field = changelog.changelog_type.case_field()?;
-        if case
-            .watermark(field)
-            .is_some_and(|w| changelog.event_timestamp < w)
-        {
-            return Some(FilterReason::OutOfOrderEvent);
+        if let Some(reason) = case.ordering_reason(
+            field,
+            &changelog.item(),
+            changelog.event_timestamp,
+            &changelog.change_key(),
+        ) {
+            return Some(reason);
+        }
+        if let Some(reason) = case.conflict_reason(field, settings.conflict_policy(field), None) {
+            return Some(reason);
         }
         if case.field_value(field) == changelog.to_string {
             return Some(FilterReason::NoChange);
@@ -93,8 +98,7 @@ impl Processor for ToyProcessor {
                     case_id: case.id.clone(),
                     expected_version: case.version,
                     change: FieldChange::Title(changelog.to_string.clone().unwrap_or_default()),
-                    source_event_time: changelog.event_timestamp,
-                    integration: changelog.integration.clone(),
+                    writer: UpdateWriter::sync(changelog),
                 })
                 .await?;
                 Ok(ProcessOutcome::Applied)
@@ -138,11 +142,9 @@ pub fn case(id: &str, reference: &str) -> Case {
         assignee_id: None,
         due_date: None,
         created_at: datetime!(2024-01-01 0:00 UTC),
-        external_references: vec![ExternalReference {
-            integration: "toy".into(),
-            reference: reference.into(),
-        }],
-        field_watermarks: Default::default(),
+        external_references: vec![ExternalReference::new("toy", "", reference)],
+        source_watermarks: Vec::new(),
+        last_writes: Default::default(),
     }
 }
 
@@ -166,6 +168,8 @@ pub fn seeded() -> Arc<InMemoryCaseApi> {
         value_mappings: Default::default(),
         custom_fields: Default::default(),
         start_syncing_from: None,
+        conflict_policy: Default::default(),
+        field_conflict_policies: Default::default(),
     });
     api.insert_metadata(SyncMetadata {
         org_id: 1,

@@ -134,36 +134,15 @@ impl ClientContext for ReaderContext {
 impl ConsumerContext for ReaderContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Revoke(tpl) => {
-                let partitions = elements(tpl);
-                tracing::info!(?partitions, "partitions revoked: draining");
-                drain(&self.registry, &partitions, self.drain_timeout);
-                commit_stored(consumer, "revoke");
-            }
-            Rebalance::Assign(tpl) => {
-                // Split each new partition's queue before librdkafka starts fetching it, so no
-                // message of it can reach the main queue (the split marks the queue as
-                // application-forwarded, which the assignment keeps).
-                for (topic, partition) in elements(tpl) {
-                    if let Some(queue) = self.split(&topic, partition) {
-                        self.pending
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert((topic, partition), queue);
-                    }
-                }
-            }
+            Rebalance::Revoke(tpl) => self.revoke(consumer, &elements(tpl)),
+            Rebalance::Assign(tpl) => self.prepare_assign(&elements(tpl)),
             Rebalance::Error(err) => tracing::error!(error = %err, "rebalance error"),
         }
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let partitions = elements(tpl);
-            tracing::info!(?partitions, "partitions assigned");
-            for (topic, partition) in partitions {
-                self.start_partition(&topic, partition);
-            }
+            self.assigned(&elements(tpl));
         }
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.shared.health.assigned(assigned);
@@ -180,6 +159,37 @@ impl ConsumerContext for ReaderContext {
 }
 
 impl ReaderContext {
+    /// Before librdkafka releases revoked partitions: stop their tasks, wait for their in-flight
+    /// events (bounded), commit what they stored.
+    fn revoke<C: Consumer<Self> + ?Sized>(&self, consumer: &C, partitions: &[(String, i32)]) {
+        tracing::info!(?partitions, "partitions revoked: draining");
+        drain(&self.registry, partitions, self.drain_timeout);
+        commit_stored(consumer, "revoke");
+    }
+
+    /// Before librdkafka starts fetching newly assigned partitions: split their queues.
+    fn prepare_assign(&self, partitions: &[(String, i32)]) {
+        // Split each new partition's queue before librdkafka starts fetching it, so no message
+        // of it can reach the main queue (the split marks the queue as application-forwarded,
+        // which the assignment keeps).
+        for (topic, partition) in partitions {
+            if let Some(queue) = self.split(topic, *partition) {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((topic.clone(), *partition), queue);
+            }
+        }
+    }
+
+    /// After librdkafka assigned the partitions: start their tasks.
+    fn assigned(&self, partitions: &[(String, i32)]) {
+        tracing::info!(?partitions, "partitions assigned");
+        for (topic, partition) in partitions {
+            self.start_partition(topic, *partition);
+        }
+    }
+
     fn split(&self, topic: &str, partition: i32) -> Option<PartitionQueue> {
         let consumer = self.consumer.get().and_then(Weak::upgrade)?;
         consumer.split_partition_queue(topic, partition)
@@ -458,6 +468,18 @@ impl Reader {
         retry: RetryConfig,
         health: Arc<Health>,
     ) -> Result<Self, StartError> {
+        Self::launch(kafka, Some(topic), pipeline, retry, health)
+    }
+
+    /// [`Reader::start`]; without a topic the consumer subscribes to nothing (tests assign
+    /// partitions and drive the rebalance hooks themselves).
+    fn launch(
+        kafka: &KafkaConfig,
+        topic: Option<&str>,
+        pipeline: Arc<Pipeline>,
+        retry: RetryConfig,
+        health: Arc<Health>,
+    ) -> Result<Self, StartError> {
         let dry_run = pipeline.config().dry_run;
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         let registry: Registry = Arc::default();
@@ -479,7 +501,9 @@ impl Reader {
         let consumer: Arc<ReaderConsumer> =
             Arc::new(client_config(kafka).create_with_context(context)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
-        consumer.subscribe(&[topic])?;
+        if let Some(topic) = topic {
+            consumer.subscribe(&[topic])?;
+        }
 
         let poll_stop = CancellationToken::new();
         let poll_thread = {

@@ -10,6 +10,26 @@
 //!   an async worker.
 //! - On revoke: stop the revoked partitions, wait for their in-flight event (bounded), commit
 //!   synchronously, then let librdkafka release them. Shutdown does the same for all partitions.
+//! - A task still busy when `drain_timeout_ms` runs out keeps running until its event ends (an
+//!   event is never abandoned half-way), but from then on it stores no offset: every drain and
+//!   every new assignment of a partition starts a new generation of it, and only the current
+//!   generation may store (a late store is logged as `offset not stored: the partition was
+//!   revoked or re-assigned since`). A stored offset never goes backwards either: no task stores
+//!   an offset at or below the highest one this process stored for the partition (the event was
+//!   handled again after a redelivery; the higher offset already covers it).
+//! - When a partition comes back to this reader while its previous task is still running, the
+//!   new task waits for the previous one before it touches the partition's queue (logged as
+//!   `partition re-assigned before its previous task finished; waiting for it`). Both tasks'
+//!   queue handles wrap the same librdkafka queue, whose wake-up callback is a property of that
+//!   queue, not of a handle: when the previous handle is dropped it disables the callback, and a
+//!   handle split before that would never be woken again (the partition would stall silently,
+//!   `/live` green). So the new task splits its queue only once the previous task has ended and
+//!   dropped its handle, and it ends only after its own predecessor has, so a chain of slow
+//!   drains stays ordered. The wait is in the new task, on the async runtime: the rebalance
+//!   callback blocks the poll thread for `drain_timeout_ms` at most, as before, so rebalances
+//!   and the main queue keep being served. Meanwhile the partition's messages wait in its queue
+//!   (it stays application-forwarded since its first split), and the previous task's event
+//!   still counts for `/live`'s stall check.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -28,6 +48,7 @@ use std::panic::AssertUnwindSafe;
 use thirdparty_core::{Decision, ErrorClass, MessageOutcome, MessagePosition, Payload, Pipeline};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{KafkaConfig, RetryConfig};
@@ -78,14 +99,106 @@ pub enum StopReason {
     RetriesExhausted(String),
 }
 
+/// A topic and partition.
+type Key = (String, i32);
+
 /// A running partition task.
 struct PartitionHandle {
     stop: CancellationToken,
+    /// Signalled when the task has ended (after its predecessors and its queue handle).
     done: std_mpsc::Receiver<()>,
+    /// The task itself, for a successor to await.
+    task: JoinHandle<()>,
     stray: mpsc::UnboundedSender<OwnedMessage>,
 }
 
-type Registry = Arc<Mutex<HashMap<(String, i32), PartitionHandle>>>;
+/// The partition tasks, and what outlives them.
+#[derive(Default)]
+struct Partitions {
+    /// The task of each assigned partition.
+    running: HashMap<Key, PartitionHandle>,
+    /// Tasks of revoked partitions that did not drain in time: still handling their event.
+    lingering: HashMap<Key, JoinHandle<()>>,
+    /// Each partition's offset gate, kept for the life of the process.
+    gates: HashMap<Key, Arc<OffsetGate>>,
+}
+
+impl Partitions {
+    /// Whether a task of `key` still runs (assigned, or revoked but not drained in time): a
+    /// new task of the partition must wait for it.
+    fn has_running_task(&self, key: &Key) -> bool {
+        self.running.contains_key(key)
+            || self
+                .lingering
+                .get(key)
+                .is_some_and(|task| !task.is_finished())
+    }
+}
+
+type Registry = Arc<Mutex<Partitions>>;
+
+/// Which task of a partition may store offsets, and the highest offset stored.
+///
+/// Every drain and every new task of the partition starts a new generation; a task stores only
+/// while its own generation is the current one, and only above the highest offset stored.
+#[derive(Debug, Default)]
+struct OffsetGate(Mutex<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    generation: u64,
+    /// The highest offset stored (of a handled message; librdkafka keeps that + 1).
+    stored: Option<i64>,
+}
+
+/// What became of an offset store.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreOutcome<E> {
+    Stored,
+    /// librdkafka refused it.
+    Failed(E),
+    /// A newer generation of the partition exists: this task's offsets are not ours any more.
+    Fenced,
+    /// An offset at least as high is stored already.
+    Behind {
+        stored: i64,
+    },
+}
+
+impl OffsetGate {
+    /// Ends the current generation; returns the new one.
+    fn fence(&self) -> u64 {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.generation += 1;
+        state.generation
+    }
+
+    /// Runs `store` if `generation` is current and `offset` is above every stored offset; held
+    /// under the gate's lock, so a fence cannot come between the check and the store.
+    fn store<E>(
+        &self,
+        generation: u64,
+        offset: i64,
+        store: impl FnOnce() -> Result<(), E>,
+    ) -> StoreOutcome<E> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if state.generation != generation {
+            return StoreOutcome::Fenced;
+        }
+        if let Some(stored) = state.stored
+            && offset <= stored
+        {
+            return StoreOutcome::Behind { stored };
+        }
+        match store() {
+            Ok(()) => {
+                state.stored = Some(offset);
+                StoreOutcome::Stored
+            }
+            Err(err) => StoreOutcome::Failed(err),
+        }
+    }
+}
 
 /// What a partition task needs.
 #[derive(Clone)]
@@ -134,36 +247,15 @@ impl ClientContext for ReaderContext {
 impl ConsumerContext for ReaderContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Revoke(tpl) => {
-                let partitions = elements(tpl);
-                tracing::info!(?partitions, "partitions revoked: draining");
-                drain(&self.registry, &partitions, self.drain_timeout);
-                commit_stored(consumer, "revoke");
-            }
-            Rebalance::Assign(tpl) => {
-                // Split each new partition's queue before librdkafka starts fetching it, so no
-                // message of it can reach the main queue (the split marks the queue as
-                // application-forwarded, which the assignment keeps).
-                for (topic, partition) in elements(tpl) {
-                    if let Some(queue) = self.split(&topic, partition) {
-                        self.pending
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert((topic, partition), queue);
-                    }
-                }
-            }
+            Rebalance::Revoke(tpl) => self.revoke(consumer, &elements(tpl)),
+            Rebalance::Assign(tpl) => self.prepare_assign(&elements(tpl)),
             Rebalance::Error(err) => tracing::error!(error = %err, "rebalance error"),
         }
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let partitions = elements(tpl);
-            tracing::info!(?partitions, "partitions assigned");
-            for (topic, partition) in partitions {
-                self.start_partition(&topic, partition);
-            }
+            self.assigned(&elements(tpl));
         }
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.shared.health.assigned(assigned);
@@ -180,6 +272,48 @@ impl ConsumerContext for ReaderContext {
 }
 
 impl ReaderContext {
+    /// Before librdkafka releases revoked partitions: stop their tasks, wait for their in-flight
+    /// events (bounded), commit what they stored.
+    fn revoke<C: Consumer<Self> + ?Sized>(&self, consumer: &C, partitions: &[(String, i32)]) {
+        tracing::info!(?partitions, "partitions revoked: draining");
+        drain(&self.registry, partitions, self.drain_timeout);
+        commit_stored(consumer, "revoke");
+    }
+
+    /// Before librdkafka starts fetching newly assigned partitions: split their queues.
+    fn prepare_assign(&self, partitions: &[(String, i32)]) {
+        // Split each new partition's queue before librdkafka starts fetching it, so no message
+        // of it can reach the main queue (the split marks the queue as application-forwarded,
+        // which the assignment keeps). Not while an earlier task of the partition runs: its
+        // queue handle's drop would disable the new handle's wake-up; the new task splits the
+        // queue itself once that task has ended (the queue stays application-forwarded).
+        for (topic, partition) in partitions {
+            let key = (topic.clone(), *partition);
+            if self
+                .registry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .has_running_task(&key)
+            {
+                continue;
+            }
+            if let Some(queue) = self.split(topic, *partition) {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((topic.clone(), *partition), queue);
+            }
+        }
+    }
+
+    /// After librdkafka assigned the partitions: start their tasks.
+    fn assigned(&self, partitions: &[(String, i32)]) {
+        tracing::info!(?partitions, "partitions assigned");
+        for (topic, partition) in partitions {
+            self.start_partition(topic, *partition);
+        }
+    }
+
     fn split(&self, topic: &str, partition: i32) -> Option<PartitionQueue> {
         let consumer = self.consumer.get().and_then(Weak::upgrade)?;
         consumer.split_partition_queue(topic, partition)
@@ -190,43 +324,74 @@ impl ReaderContext {
             tracing::error!(topic, partition, "consumer gone while assigning");
             return;
         };
+        let key = (topic.to_owned(), partition);
         let presplit = self
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(topic.to_owned(), partition));
-        let Some(queue) = presplit.or_else(|| consumer.split_partition_queue(topic, partition))
-        else {
-            tracing::error!(topic, partition, "cannot split partition queue");
-            return;
+            .remove(&key);
+        let (gate, generation, predecessors) = {
+            let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+            let gate = registry.gates.entry(key.clone()).or_default().clone();
+            // From here on, no earlier task of this partition stores an offset.
+            let generation = gate.fence();
+            let mut predecessors = Vec::new();
+            if let Some(previous) = registry.running.remove(&key) {
+                // Assigned again without a revoke in between: the earlier task stops.
+                previous.stop.cancel();
+                predecessors.push(previous.task);
+            }
+            predecessors.extend(registry.lingering.remove(&key));
+            predecessors.retain(|task| !task.is_finished());
+            (gate, generation, predecessors)
+        };
+        let start = if predecessors.is_empty() {
+            let Some(queue) = presplit.or_else(|| consumer.split_partition_queue(topic, partition))
+            else {
+                tracing::error!(topic, partition, "cannot split partition queue");
+                return;
+            };
+            Start::Now(queue)
+        } else {
+            tracing::warn!(
+                topic,
+                partition,
+                "partition re-assigned before its previous task finished; waiting for it"
+            );
+            // Not split in the pre-callback with a task running; if it was, it goes now, before
+            // the wait: the task splits its queue after it.
+            drop(presplit);
+            Start::After(predecessors)
         };
         let stop = CancellationToken::new();
         let (done_tx, done_rx) = std_mpsc::channel();
         let (stray_tx, stray_rx) = mpsc::unbounded_channel();
-        let handle = PartitionHandle {
-            stop: stop.clone(),
-            done: done_rx,
-            stray: stray_tx,
-        };
-        let previous = self
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((topic.to_owned(), partition), handle);
-        if let Some(previous) = previous {
-            previous.stop.cancel();
-        }
         let worker = PartitionWorker {
             topic: topic.to_owned(),
             partition,
             consumer: Arc::downgrade(&consumer),
             shared: self.shared.clone(),
-            stop,
+            stop: stop.clone(),
+            gate,
+            generation,
         };
-        self.shared.runtime.spawn(async move {
-            crate::telemetry::with_log_batch(worker.run(queue, stray_rx)).await;
+        let task = self.shared.runtime.spawn(async move {
+            crate::telemetry::with_log_batch(worker.run(start, stray_rx)).await;
             let _ = done_tx.send(());
         });
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running
+            .insert(
+                key,
+                PartitionHandle {
+                    stop,
+                    done: done_rx,
+                    task,
+                    stray: stray_tx,
+                },
+            );
     }
 }
 
@@ -261,25 +426,58 @@ fn commit_stored<C: Consumer<ReaderContext> + ?Sized>(consumer: &C, moment: &'st
     }
 }
 
-/// Stops the given partitions and waits (bounded, in total) for their in-flight events.
+/// Stops the given partitions and waits (bounded, in total) for their in-flight events. A task
+/// still busy at the deadline keeps running until its event ends, fenced off from storing
+/// offsets; a new task of its partition waits for it.
 fn drain(registry: &Registry, partitions: &[(String, i32)], timeout: Duration) {
     let handles: Vec<_> = {
         let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
         partitions
             .iter()
-            .filter_map(|key| registry.remove(key).map(|h| (key.clone(), h)))
+            .filter_map(|key| registry.running.remove(key).map(|h| (key.clone(), h)))
             .collect()
     };
     for (_, handle) in &handles {
         handle.stop.cancel();
     }
     let deadline = Instant::now() + timeout;
+    let mut late = Vec::new();
     for ((topic, partition), handle) in handles {
         let left = deadline.saturating_duration_since(Instant::now());
-        if handle.done.recv_timeout(left).is_err() {
-            tracing::warn!(topic, partition, "partition did not drain in time");
+        match handle.done.recv_timeout(left) {
+            // Disconnected: the task is gone without signalling (it panicked).
+            Ok(()) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {}
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    "partition did not drain in time; its event keeps running, its offset will not be stored"
+                );
+                late.push(((topic, partition), handle.task));
+            }
         }
     }
+    let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+    // Whatever the drained tasks stored is stored now, before the caller commits; nothing they
+    // store later is (the partition is no longer ours, or belongs to a newer task).
+    for key in partitions {
+        if let Some(gate) = registry.gates.get(key) {
+            gate.fence();
+        }
+    }
+    registry.lingering.retain(|_, task| !task.is_finished());
+    for (key, task) in late {
+        // An earlier task of the partition left here was handed to this one at its start.
+        registry.lingering.insert(key, task);
+    }
+}
+
+/// How a partition task gets its queue.
+enum Start {
+    /// Split before the partition was fetched.
+    Now(PartitionQueue),
+    /// Earlier tasks of the partition are still running: split once they have ended.
+    After(Vec<JoinHandle<()>>),
 }
 
 struct PartitionWorker {
@@ -288,10 +486,39 @@ struct PartitionWorker {
     consumer: Weak<ReaderConsumer>,
     shared: Shared,
     stop: CancellationToken,
+    gate: Arc<OffsetGate>,
+    /// This task's generation of the partition (see [`OffsetGate`]).
+    generation: u64,
 }
 
 impl PartitionWorker {
-    async fn run(self, queue: PartitionQueue, mut stray: mpsc::UnboundedReceiver<OwnedMessage>) {
+    async fn run(self, start: Start, mut stray: mpsc::UnboundedReceiver<OwnedMessage>) {
+        let queue = match start {
+            Start::Now(queue) => queue,
+            Start::After(predecessors) => {
+                // Not cut short by a stop: this task ends after its predecessors, so whoever
+                // waits for it waits for them too.
+                for predecessor in predecessors {
+                    if let Err(err) = predecessor.await {
+                        tracing::error!(topic = %self.topic, partition = self.partition, error = %err, "previous partition task failed");
+                    }
+                }
+                if self.stop.is_cancelled() {
+                    tracing::debug!(topic = %self.topic, partition = self.partition, "partition revoked before its task started");
+                    return;
+                }
+                let split = self
+                    .consumer
+                    .upgrade()
+                    .and_then(|c| c.split_partition_queue(&self.topic, self.partition));
+                let Some(queue) = split else {
+                    tracing::error!(topic = %self.topic, partition = self.partition, "cannot split partition queue");
+                    return;
+                };
+                tracing::info!(topic = %self.topic, partition = self.partition, "previous partition task finished; starting");
+                queue
+            }
+        };
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task started");
         loop {
             // The value is copied once, into the payload (`detach` would copy it first).
@@ -311,6 +538,8 @@ impl PartitionWorker {
                 break;
             }
         }
+        // The handle goes before the task counts as ended: a successor splits its own only then.
+        drop(queue);
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task stopped");
     }
 
@@ -373,9 +602,24 @@ impl PartitionWorker {
         let Some(consumer) = self.consumer.upgrade() else {
             return;
         };
+        let (topic, partition) = (&self.topic, self.partition);
         // librdkafka stores offset + 1: the next offset to consume.
-        if let Err(err) = consumer.store_offset(&self.topic, self.partition, offset) {
-            tracing::warn!(topic = %self.topic, partition = self.partition, offset, error = %err, "offset store failed");
+        let stored = self.gate.store(self.generation, offset, || {
+            consumer.store_offset(topic, partition, offset)
+        });
+        match stored {
+            StoreOutcome::Stored => {}
+            StoreOutcome::Failed(err) => {
+                tracing::warn!(topic = %topic, partition, offset, error = %err, "offset store failed")
+            }
+            StoreOutcome::Fenced => tracing::info!(
+                topic = %topic, partition, offset,
+                "offset not stored: the partition was revoked or re-assigned since"
+            ),
+            StoreOutcome::Behind { stored } => tracing::debug!(
+                topic = %topic, partition, offset, stored,
+                "offset not stored: a higher one is stored already"
+            ),
         }
     }
 }
@@ -458,6 +702,18 @@ impl Reader {
         retry: RetryConfig,
         health: Arc<Health>,
     ) -> Result<Self, StartError> {
+        Self::launch(kafka, Some(topic), pipeline, retry, health)
+    }
+
+    /// [`Reader::start`]; without a topic the consumer subscribes to nothing (tests assign
+    /// partitions and drive the rebalance hooks themselves).
+    fn launch(
+        kafka: &KafkaConfig,
+        topic: Option<&str>,
+        pipeline: Arc<Pipeline>,
+        retry: RetryConfig,
+        health: Arc<Health>,
+    ) -> Result<Self, StartError> {
         let dry_run = pipeline.config().dry_run;
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         let registry: Registry = Arc::default();
@@ -479,7 +735,9 @@ impl Reader {
         let consumer: Arc<ReaderConsumer> =
             Arc::new(client_config(kafka).create_with_context(context)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
-        consumer.subscribe(&[topic])?;
+        if let Some(topic) = topic {
+            consumer.subscribe(&[topic])?;
+        }
 
         let poll_stop = CancellationToken::new();
         let poll_thread = {
@@ -526,6 +784,7 @@ impl Reader {
             let keys: Vec<_> = registry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .running
                 .keys()
                 .cloned()
                 .collect();
@@ -565,7 +824,7 @@ async fn poll_loop(
                 let key = (message.topic().to_owned(), message.partition());
                 let message = message.detach();
                 let registry = registry.lock().unwrap_or_else(|e| e.into_inner());
-                match registry.get(&key) {
+                match registry.running.get(&key) {
                     Some(handle) => {
                         tracing::warn!(
                             topic = %key.0, partition = key.1, offset = message.offset(),
@@ -581,5 +840,325 @@ async fn poll_loop(
             }
             Ok(Err(err)) => tracing::warn!(error = %err, "consumer error"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rdkafka::Offset;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use thirdparty_core::testkit::InMemoryCaseApi;
+    use thirdparty_core::{
+        CaseApi, CaseApiError, Changelog, ChangelogType, DecodeError, Decoder, FilterReason,
+        Filterer, PreFilterContext, ProcessOutcome, Processor,
+    };
+
+    use super::*;
+
+    const TOPIC: &str = "drain";
+    const GROUP: &str = "drain-test";
+    /// Longer than the drain timeout by far: the revoke gives up on it.
+    const SLOW: Duration = Duration::from_millis(1_500);
+
+    /// One changelog per message, named by the message value.
+    #[derive(Debug)]
+    struct ValueDecoder;
+
+    impl Decoder for ValueDecoder {
+        fn integration(&self) -> &'static str {
+            "test"
+        }
+
+        fn decode(&self, value: &[u8]) -> Result<Vec<Changelog>, DecodeError> {
+            Ok(vec![Changelog::new(
+                "test",
+                1,
+                ChangelogType::UpdateTitle,
+                String::from_utf8_lossy(value),
+                time::OffsetDateTime::UNIX_EPOCH,
+            )])
+        }
+    }
+
+    /// What the handler saw.
+    #[derive(Debug, Default)]
+    struct Seen {
+        handled: Vec<String>,
+        slow_started: bool,
+        slow_finished: bool,
+    }
+
+    /// Filters every changelog out; the first time it sees the value `slow` it takes [`SLOW`].
+    #[derive(Debug, Default)]
+    struct SlowOnce {
+        slowed: AtomicBool,
+        seen: Mutex<Seen>,
+    }
+
+    #[async_trait::async_trait]
+    impl Filterer for SlowOnce {
+        async fn pre_filter(
+            &self,
+            changelog: &mut Changelog,
+            _ctx: &PreFilterContext<'_>,
+        ) -> Result<Option<FilterReason>, CaseApiError> {
+            let value = changelog.third_party_id.clone();
+            if value == "slow" && !self.slowed.swap(true, Ordering::SeqCst) {
+                self.seen.lock().unwrap().slow_started = true;
+                tokio::time::sleep(SLOW).await;
+                self.seen.lock().unwrap().slow_finished = true;
+            }
+            self.seen.lock().unwrap().handled.push(value);
+            Ok(Some(FilterReason::IntegrationDisabled))
+        }
+
+        fn filter(
+            &self,
+            _changelog: &Changelog,
+            _case: &thirdparty_core::Case,
+            _settings: &thirdparty_core::SyncSettings,
+        ) -> Option<FilterReason> {
+            None
+        }
+    }
+
+    #[derive(Debug)]
+    struct NeverProcesses;
+
+    #[async_trait::async_trait]
+    impl Processor for NeverProcesses {
+        async fn process(
+            &self,
+            _changelog: &Changelog,
+            _case: &thirdparty_core::Case,
+            _settings: &thirdparty_core::SyncSettings,
+            _api: &dyn CaseApi,
+        ) -> Result<ProcessOutcome, CaseApiError> {
+            Ok(ProcessOutcome::Filtered(FilterReason::IntegrationDisabled))
+        }
+    }
+
+    fn partition_list(partition: i32) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(TOPIC, partition);
+        tpl
+    }
+
+    /// What librdkafka's rebalance does for a cooperative assignment: the hooks around
+    /// `incremental_assign`.
+    fn assign(consumer: &ReaderConsumer, partition: i32) {
+        let partitions = [(TOPIC.to_owned(), partition)];
+        consumer.context().prepare_assign(&partitions);
+        consumer
+            .incremental_assign(&partition_list(partition))
+            .unwrap();
+        consumer.context().assigned(&partitions);
+    }
+
+    /// What librdkafka's rebalance does for a cooperative revoke.
+    fn revoke(consumer: &ReaderConsumer, partition: i32) {
+        consumer
+            .context()
+            .revoke(consumer, &[(TOPIC.to_owned(), partition)]);
+        consumer
+            .incremental_unassign(&partition_list(partition))
+            .unwrap();
+    }
+
+    async fn produce(producer: &FutureProducer, value: &str) {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(TOPIC).partition(0).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+
+    /// Samples the group's committed offset of partition 0 until `stop`; every value seen, in
+    /// order.
+    fn sample_committed(
+        bootstrap: String,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<Vec<i64>> {
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", GROUP)
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let mut seen: Vec<i64> = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(committed) =
+                    consumer.committed_offsets(partition_list(0), Duration::from_secs(2))
+                    && let Some(Offset::Offset(o)) =
+                        committed.find_partition(TOPIC, 0).map(|e| e.offset())
+                    && seen.last() != Some(&o)
+                {
+                    seen.push(o);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    }
+
+    async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            if Instant::now() > deadline {
+                eprintln!("gave up waiting for {what} after {timeout:?}");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    #[test]
+    fn offset_gate_refuses_old_generations_and_lower_offsets() {
+        let gate = OffsetGate::default();
+        let ok = || Ok::<(), ()>(());
+        let first = gate.fence();
+        assert_eq!(gate.store(first, 5, ok), StoreOutcome::Stored);
+        assert_eq!(gate.store(first, 5, ok), StoreOutcome::Behind { stored: 5 });
+        assert_eq!(gate.store(first, 4, ok), StoreOutcome::Behind { stored: 5 });
+        // A failed store is not counted as stored.
+        assert_eq!(gate.store(first, 6, || Err(())), StoreOutcome::Failed(()));
+        assert_eq!(gate.store(first, 6, ok), StoreOutcome::Stored);
+
+        // A drain or a new task: the earlier generation stores nothing any more, the new one
+        // nothing at or below what was stored.
+        let second = gate.fence();
+        assert_eq!(gate.store(first, 7, ok), StoreOutcome::Fenced);
+        assert_eq!(
+            gate.store(second, 3, ok),
+            StoreOutcome::Behind { stored: 6 }
+        );
+        assert_eq!(gate.store(second, 7, ok), StoreOutcome::Stored);
+    }
+
+    /// A revoke gives up on a handler slower than `drain_timeout_ms`, and the partition comes
+    /// straight back to the same reader: every message, including those produced after the slow
+    /// handler finished, is handled, and the committed offset never goes backwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reassigned_partition_after_slow_drain_neither_stalls_nor_rewinds() {
+        // The reader's lines, shown when the test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("reader_runtime=debug")
+            .with_test_writer()
+            .try_init();
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(TOPIC, 1, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        for value in ["slow", "1", "2"] {
+            produce(&producer, value).await;
+        }
+
+        let filterer = Arc::new(SlowOnce::default());
+        let pipeline = Arc::new(
+            Pipeline::builder(
+                Arc::new(ValueDecoder),
+                filterer.clone(),
+                Arc::new(NeverProcesses),
+                Arc::new(InMemoryCaseApi::new()),
+            )
+            .build(),
+        );
+        let kafka = KafkaConfig {
+            brokers: bootstrap.clone(),
+            group_id: GROUP.into(),
+            auto_offset_reset: "earliest".into(),
+            auto_commit_interval_ms: 50,
+            drain_timeout_ms: 200,
+            properties: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),
+            ..KafkaConfig::default()
+        };
+        let reader = Reader::launch(
+            &kafka,
+            None,
+            pipeline,
+            RetryConfig::default(),
+            Arc::new(Health::new(Duration::from_secs(60))),
+        )
+        .unwrap();
+        let consumer = reader.consumer.clone();
+        let sampling = Arc::new(AtomicBool::new(false));
+        let sampler = sample_committed(bootstrap.clone(), sampling.clone());
+
+        // The rebalance hooks block (the revoke drains): off the async workers, like the poll
+        // thread they run on.
+        let c = consumer.clone();
+        tokio::task::spawn_blocking(move || assign(&c, 0))
+            .await
+            .unwrap();
+        let seen = || filterer.seen.lock().unwrap();
+        assert!(
+            wait_for("the slow message", Duration::from_secs(10), || seen()
+                .slow_started)
+            .await
+        );
+        let c = consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            revoke(&c, 0);
+            assign(&c, 0);
+        })
+        .await
+        .unwrap();
+        assert!(
+            !seen().slow_finished,
+            "the slow message was handled before the re-assignment: nothing left to test"
+        );
+
+        // The revoked task finishes its slow message only now; then more messages arrive.
+        assert!(
+            wait_for("the slow message to finish", SLOW * 4, || seen()
+                .slow_finished)
+            .await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for value in ["3", "4", "5"] {
+            produce(&producer, value).await;
+        }
+        let expected: BTreeSet<String> = ["slow", "1", "2", "3", "4", "5"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let all_handled = wait_for("every message", Duration::from_secs(10), || {
+            expected.is_subset(&seen().handled.iter().cloned().collect())
+        })
+        .await;
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        assert_eq!(reader.run(shutdown).await, StopReason::Requested);
+        // Closing the consumer commits what is stored: that too must not go backwards.
+        tokio::task::spawn_blocking(move || drop(consumer))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sampling.store(true, Ordering::SeqCst);
+        let committed = sampler.join().unwrap();
+
+        let handled = seen().handled.clone();
+        let rewound = committed.windows(2).any(|w| w[1] < w[0]);
+        assert!(
+            all_handled && !rewound && committed.last() == Some(&6),
+            "handled {handled:?}; committed offsets over time {committed:?} \
+             (every message must be handled, the committed offset must never decrease and \
+             must end at 6)"
+        );
     }
 }

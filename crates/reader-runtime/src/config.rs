@@ -159,6 +159,10 @@ pub struct PipelineSection {
     pub dry_run: bool,
     /// Freshness of cached settings and sync metadata, in seconds.
     pub cache_ttl_s: u64,
+    /// Freshness of a cached "no settings for the project" or "no sync metadata for the
+    /// organization" answer, in seconds (1 to `cache_ttl_s`): how long a newly configured
+    /// project may still be ignored. SIGHUP clears both caches at once.
+    pub negative_cache_ttl_s: u64,
     /// Entries per cache.
     pub cache_capacity: usize,
     /// Re-reads of a case after a version conflict before giving up on the changelog.
@@ -170,6 +174,7 @@ impl Default for PipelineSection {
         Self {
             dry_run: false,
             cache_ttl_s: 300,
+            negative_cache_ttl_s: 30,
             cache_capacity: 10_000,
             max_conflict_retries: 3,
         }
@@ -338,6 +343,12 @@ impl<I> Config<I> {
                 "must be between 1 and 86400 (a day)",
             ));
         }
+        if !(1..=self.pipeline.cache_ttl_s).contains(&self.pipeline.negative_cache_ttl_s) {
+            return Err(invalid(
+                "pipeline.negative_cache_ttl_s",
+                "must be between 1 and pipeline.cache_ttl_s",
+            ));
+        }
         if !(1..=600_000).contains(&k.drain_timeout_ms) {
             return Err(invalid(
                 "kafka.drain_timeout_ms",
@@ -449,6 +460,34 @@ mod tests {
         assert_eq!(c.kafka.auto_commit_interval_ms, 5_000);
         assert_eq!(c.health.listen.port(), 8080);
         assert_eq!(c.pipeline.cache_ttl_s, 300);
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 30);
+    }
+
+    #[test]
+    fn the_negative_cache_ttl_is_set_by_file_or_environment_and_bounded_by_the_ttl() {
+        let c: Config<Flavor> =
+            Config::from_toml("[pipeline]\nnegative_cache_ttl_s = 10", env(&[])).unwrap();
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 10);
+        let c: Config<Flavor> =
+            Config::from_toml("", env(&[("CTPR_PIPELINE__NEGATIVE_CACHE_TTL_S", "5")])).unwrap();
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 5);
+        let c: Config<Flavor> = Config::from_toml(
+            "[pipeline]\ncache_ttl_s = 60\nnegative_cache_ttl_s = 60",
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 60);
+        for text in [
+            "[pipeline]\nnegative_cache_ttl_s = 0",
+            "[pipeline]\ncache_ttl_s = 20",
+            "[pipeline]\ncache_ttl_s = 60\nnegative_cache_ttl_s = 61",
+        ] {
+            let err = Config::<Flavor>::from_toml(text, env(&[])).unwrap_err();
+            assert!(
+                err.to_string().contains("pipeline.negative_cache_ttl_s"),
+                "{text}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::case_api::{CaseApi, Traced};
 use crate::changelog::Changelog;
 use crate::clock::{Clock, SystemClock};
 use crate::decoder::Decoder;
-use crate::error::{CaseApiError, ErrorClass, HandleError};
+use crate::error::{CaseApiError, ErrorClass, HandleError, truncate_for_log};
 use crate::filter_reason::FilterReason;
 use crate::filterer::{CaseLookup, Filterer, PreFilterContext};
 use crate::processor::{ProcessOutcome, Processor};
@@ -289,8 +289,8 @@ impl Pipeline {
             }
             Decision::WouldApply => tracing::info!(
                 org_id = changelog.org_id,
-                changelog_type = %changelog.changelog_type,
-                third_party_id = %changelog.third_party_id,
+                changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
+                third_party_id = %truncate_for_log(&changelog.third_party_id),
                 "changelog would apply (dry run)"
             ),
             Decision::Filtered(reason) => self.telemetry.filtered(changelog, *reason),

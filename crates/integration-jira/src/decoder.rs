@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use thirdparty_core::error::truncate_for_log;
 use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -226,7 +227,10 @@ fn decode_envelope(envelope: &Envelope<'_>) -> Result<Vec<Changelog>, DecodeErro
     {
         return Err(DecodeError::invalid(
             "integration",
-            format!("expected `{INTEGRATION}`, found `{integration}`"),
+            format!(
+                "expected `{INTEGRATION}`, found `{}`",
+                truncate_for_log(integration)
+            ),
         ));
     }
     let account_id = envelope
@@ -258,7 +262,7 @@ fn decode_envelope(envelope: &Envelope<'_>) -> Result<Vec<Changelog>, DecodeErro
             let common = common(org_id, account_id, webhook)?;
             comment_changelog(&common, webhook, received_at).map(|c| vec![c])
         }
-        other => Err(DecodeError::UnsupportedEvent(other.to_owned())),
+        other => Err(DecodeError::unsupported_event(other)),
     }
 }
 
@@ -975,6 +979,30 @@ mod tests {
                 DecodeError::UnsupportedEvent(event.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn payload_strings_in_errors_are_truncated() {
+        // A 4 MiB event name (under a limit that lets it through, and just under the default).
+        let decoder = JiraDecoder::with_max_payload_bytes(2 * DEFAULT_MAX_PAYLOAD_BYTES);
+        for (decoder, len) in [
+            (&decoder, 4 << 20),
+            (&JiraDecoder::new(), DEFAULT_MAX_PAYLOAD_BYTES - 4096),
+        ] {
+            let mut doc = envelope("cloud_issue_updated");
+            doc["webhook"]["webhookEvent"] = json!("x".repeat(len));
+            let err = decoder
+                .decode(&serde_json::to_vec(&doc).unwrap())
+                .unwrap_err();
+            assert!(matches!(err, DecodeError::UnsupportedEvent(_)), "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.len() < 300, "{} bytes", shown.len());
+            assert!(shown.ends_with(&format!("…({len} bytes)`")), "{shown}");
+        }
+        let mut doc = envelope("cloud_issue_updated");
+        doc["integration"] = json!("y".repeat(1 << 20));
+        let shown = error_of(&doc).to_string();
+        assert!(shown.len() < 300, "{} bytes", shown.len());
     }
 
     #[test]

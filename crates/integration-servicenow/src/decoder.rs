@@ -15,9 +15,6 @@ pub const INCIDENT_EVENT_TYPES: &[&str] = &["datadog_x_incident"];
 /// [`DecodeError::TooLarge`]. ServiceNow journal entries are far smaller.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
-/// How much of an unsupported `type` value an error repeats.
-const MAX_ECHOED_TYPE_CHARS: usize = 64;
-
 /// Decodes a ServiceNow diff event (SPEC section 3) into changelogs (SPEC section 4).
 ///
 /// One event yields, in this order: a `create_comment` for `data.comment`, a `create_comment`
@@ -89,9 +86,7 @@ impl Decoder for ServiceNowDecoder {
 fn decode_event(event: &Map<String, Value>) -> Result<Vec<Changelog>, DecodeError> {
     let event_type = required_str(event, "type", "type")?;
     if !INCIDENT_EVENT_TYPES.contains(&event_type) {
-        return Err(DecodeError::UnsupportedEvent(
-            event_type.chars().take(MAX_ECHOED_TYPE_CHARS).collect(),
-        ));
+        return Err(DecodeError::unsupported_event(event_type));
     }
     let org_id = org_id(event)?;
     let sys_id = required_str(event, "sysId", "sysId")?;
@@ -557,11 +552,19 @@ mod tests {
             let e = with(json!({"type": "", "orgId": "nope"}), "/type", json!(t));
             assert_eq!(decode(&e), Err(DecodeError::UnsupportedEvent(t.into())));
         }
-        let long = "x".repeat(10_000);
-        match decode(&with(event(), "/type", json!(long))) {
-            Err(DecodeError::UnsupportedEvent(t)) => assert_eq!(t.len(), MAX_ECHOED_TYPE_CHARS),
-            other => panic!("{other:?}"),
-        }
+        // A 4 MiB `type` (under a limit that lets it through) is repeated truncated.
+        let long = with(event(), "/type", json!("x".repeat(4 << 20)));
+        let err = ServiceNowDecoder::new()
+            .with_max_event_bytes(8 << 20)
+            .decode(&serde_json::to_vec(&long).unwrap())
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::UnsupportedEvent(_)), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.len() < 300, "{} bytes", shown.len());
+        assert!(
+            shown.ends_with(&format!("…({} bytes)`", 4 << 20)),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -216,6 +216,9 @@ fn pipeline<F: Flavor>(
             max_conflict_retries: p.max_conflict_retries,
             dry_run: p.dry_run,
             cache_ttl: time::Duration::seconds(p.cache_ttl_s.try_into().unwrap_or(i64::MAX)),
+            negative_cache_ttl: time::Duration::seconds(
+                p.negative_cache_ttl_s.try_into().unwrap_or(i64::MAX),
+            ),
             cache_capacity: p.cache_capacity,
         })
         .build()
@@ -313,14 +316,13 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
     tokio::spawn(watch_case_api(api.clone(), health.clone(), stop.clone()));
 
     let skip_list = Arc::new(SkipList::new(config.skip.entries()?));
-    if let Some(path) = config_path {
-        tokio::spawn(reload_skip_list::<F>(
-            path.to_owned(),
-            skip_list.clone(),
-            stop.clone(),
-        ));
-    }
-    let pipeline = Arc::new(pipeline::<F>(&config, api, skip_list));
+    let pipeline = Arc::new(pipeline::<F>(&config, api, skip_list.clone()));
+    tokio::spawn(reload_skip_list::<F>(
+        config_path.map(Path::to_owned),
+        skip_list,
+        pipeline.clone(),
+        stop.clone(),
+    ));
     tracing::info!(
         flavor = F::NAME, %topic, brokers = %config.kafka.brokers,
         dry_run = config.pipeline.dry_run, "reader starting"
@@ -387,14 +389,16 @@ async fn watch_case_api(api: Arc<GrpcCaseApi>, health: Arc<Health>, stop: Cancel
     }
 }
 
-/// Reloads the skip list when the config file changes (checked every second) or on SIGHUP.
+/// Reloads the skip list when the config file changes (checked every second) or on SIGHUP; on
+/// SIGHUP also clears the pipeline's settings and sync-metadata caches.
 async fn reload_skip_list<F: Flavor>(
-    path: PathBuf,
+    path: Option<PathBuf>,
     skip_list: Arc<SkipList>,
+    pipeline: Arc<Pipeline>,
     stop: CancellationToken,
 ) {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let mut seen: Option<SystemTime> = modified(&path);
+    let mut seen: Option<SystemTime> = path.as_deref().and_then(modified);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -417,12 +421,18 @@ async fn reload_skip_list<F: Flavor>(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
         };
-        let now = modified(&path);
+        if forced {
+            clear_caches_on_sighup(&pipeline);
+        }
+        let Some(path) = path.as_deref() else {
+            continue;
+        };
+        let now = modified(path);
         if !forced && now == seen {
             continue;
         }
         seen = now;
-        match load::<F>(Some(&path)).and_then(|c| Ok(c.skip.entries()?)) {
+        match load::<F>(Some(path)).and_then(|c| Ok(c.skip.entries()?)) {
             Ok(entries) => {
                 let count = entries.len();
                 skip_list.replace(entries);
@@ -434,5 +444,138 @@ async fn reload_skip_list<F: Flavor>(
                 tracing::error!(error = %format!("{err:#}"), "config reload failed; keeping the previous skip list");
             }
         }
+    }
+}
+
+/// What SIGHUP does to the pipeline: forgets every cached settings and sync-metadata answer, so
+/// a project or organization configured since is seen at once.
+fn clear_caches_on_sighup(pipeline: &Pipeline) {
+    pipeline.clear_caches();
+    tracing::info!("caches cleared on sighup");
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Instant;
+
+    use async_trait::async_trait;
+    use serde::Deserialize;
+    use thirdparty_core::testkit::InMemoryCaseApi;
+    use thirdparty_core::{
+        Case, CaseApi, CaseApiError, Changelog, DecodeError, Decoder, FilterReason, Filterer,
+        PreFilterContext, ProcessOutcome, Processor, SyncMetadata, SyncSettings,
+    };
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Stub;
+
+    impl Decoder for Stub {
+        fn integration(&self) -> &'static str {
+            "stub"
+        }
+
+        fn decode(&self, _value: &[u8]) -> Result<Vec<Changelog>, DecodeError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl Filterer for Stub {
+        async fn pre_filter(
+            &self,
+            _changelog: &mut Changelog,
+            _ctx: &PreFilterContext<'_>,
+        ) -> Result<Option<FilterReason>, CaseApiError> {
+            Ok(None)
+        }
+
+        fn filter(&self, _: &Changelog, _: &Case, _: &SyncSettings) -> Option<FilterReason> {
+            None
+        }
+    }
+
+    #[async_trait]
+    impl Processor for Stub {
+        async fn process(
+            &self,
+            _: &Changelog,
+            _: &Case,
+            _: &SyncSettings,
+            _: &dyn CaseApi,
+        ) -> Result<ProcessOutcome, CaseApiError> {
+            Ok(ProcessOutcome::Applied)
+        }
+    }
+
+    #[derive(Debug, Default, Clone, Deserialize)]
+    struct NoSettings {}
+
+    struct StubFlavor;
+
+    impl Flavor for StubFlavor {
+        const NAME: &'static str = "stub";
+        const DEFAULT_TOPIC: &'static str = "stub";
+        type Settings = NoSettings;
+
+        fn stages(_: &NoSettings) -> Stages {
+            Stages {
+                decoder: Arc::new(Stub),
+                filterer: Arc::new(Stub),
+                processor: Arc::new(Stub),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sighup_clears_the_pipeline_caches() {
+        // Installs tokio's SIGHUP handler before any SIGHUP is sent: the signal's default action
+        // would end the test process.
+        let _hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+        let Stages {
+            decoder,
+            filterer,
+            processor,
+        } = StubFlavor::stages(&NoSettings {});
+        let api = Arc::new(InMemoryCaseApi::new());
+        let pipeline = Arc::new(Pipeline::builder(decoder, filterer, processor, api).build());
+        let nothing = || async { Ok::<_, ()>(Arc::<[SyncMetadata]>::from(Vec::new())) };
+        let settings = || async { Ok::<_, ()>(None) };
+        let key = (1, "stub".to_owned());
+        let cache = pipeline.metadata_cache();
+        cache.get_or_try_load(&key, nothing).await.unwrap();
+        let settings_key = (1, "project".to_owned(), "stub".to_owned());
+        let settings_cache = pipeline.settings_cache();
+        settings_cache
+            .get_or_try_load(&settings_key, settings)
+            .await
+            .unwrap();
+        assert_eq!((cache.len(), settings_cache.len()), (1, 1));
+
+        // No config file: SIGHUP still clears the caches.
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(reload_skip_list::<StubFlavor>(
+            None,
+            Arc::default(),
+            pipeline.clone(),
+            stop.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The task installs its own listener when it first runs: signal until it has acted.
+        while !(cache.is_empty() && settings_cache.is_empty()) {
+            assert!(
+                Instant::now() < deadline,
+                "SIGHUP left the caches as they were"
+            );
+            let sent = std::process::Command::new("kill")
+                .args(["-HUP", &std::process::id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
     }
 }

@@ -14,6 +14,11 @@ use thiserror::Error;
 /// Prefix of environment overrides: `CTPR_KAFKA__BROKERS=host:9092` sets `kafka.brokers`.
 pub const ENV_PREFIX: &str = "CTPR_";
 
+/// What a revoke's drain leaves of health's poll-stall bound ([`crate::health::POLL_STALL`]) for
+/// the rest of the poll thread's turn: the poll wait before the rebalance callback and the
+/// synchronous offset commit after the drain.
+pub const DRAIN_HEADROOM: Duration = Duration::from_secs(5);
+
 /// A configuration that cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -100,7 +105,8 @@ pub struct KafkaConfig {
     /// Interval of the automatic commit of stored offsets, in milliseconds.
     pub auto_commit_interval_ms: u64,
     /// Longest wait for a partition's in-flight event when partitions are revoked or the reader
-    /// shuts down, in milliseconds.
+    /// shuts down, in milliseconds. Below 25000 and below `health.stall_timeout_s`: a revoke
+    /// drains on the poll thread, and `/live` fails when that thread has not polled for 30 s.
     pub drain_timeout_ms: u64,
     /// Extra librdkafka properties, applied before the safety-critical ones (which win).
     pub properties: BTreeMap<String, String>,
@@ -124,17 +130,18 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaseApiConfig {
-    /// Endpoint URL (`http://` or `https://`).
+    /// Endpoint URL: `https://`, or `http://` (plaintext, only without `tls_ca_file` and
+    /// `token_file`).
     pub endpoint: String,
     /// Per-call deadline, in milliseconds.
     pub timeout_ms: u64,
     /// Connect timeout, in milliseconds.
     pub connect_timeout_ms: u64,
-    /// PEM file of the CA that signs the server's certificate (enables TLS).
+    /// PEM file of the CA that signs the server's certificate (needs an `https://` endpoint).
     pub tls_ca_file: Option<PathBuf>,
     /// Server name to verify in the certificate (defaults to the endpoint's host).
     pub tls_domain: Option<String>,
-    /// File holding the bearer token sent with every call.
+    /// File holding the bearer token sent with every call (needs an `https://` endpoint).
     pub token_file: Option<PathBuf>,
 }
 
@@ -159,6 +166,10 @@ pub struct PipelineSection {
     pub dry_run: bool,
     /// Freshness of cached settings and sync metadata, in seconds.
     pub cache_ttl_s: u64,
+    /// Freshness of a cached "no settings for the project" or "no sync metadata for the
+    /// organization" answer, in seconds (1 to `cache_ttl_s`): how long a newly configured
+    /// project may still be ignored. SIGHUP clears both caches at once.
+    pub negative_cache_ttl_s: u64,
     /// Entries per cache.
     pub cache_capacity: usize,
     /// Re-reads of a case after a version conflict before giving up on the changelog.
@@ -170,6 +181,7 @@ impl Default for PipelineSection {
         Self {
             dry_run: false,
             cache_ttl_s: 300,
+            negative_cache_ttl_s: 30,
             cache_capacity: 10_000,
             max_conflict_retries: 3,
         }
@@ -329,6 +341,22 @@ impl<I> Config<I> {
                 "must start with http:// or https://",
             ));
         }
+        if endpoint.starts_with("http://") {
+            // tonic would send the token in clear, and never use the CA nor the name.
+            for (field, set) in [
+                ("case_api.tls_ca_file", self.case_api.tls_ca_file.is_some()),
+                ("case_api.tls_domain", self.case_api.tls_domain.is_some()),
+                ("case_api.token_file", self.case_api.token_file.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        field,
+                        "needs an https:// case_api.endpoint (http:// is plaintext: no TLS, \
+                         and a bearer token would travel in clear)",
+                    ));
+                }
+            }
+        }
         if self.case_api.timeout_ms == 0 {
             return Err(invalid("case_api.timeout_ms", "must be positive"));
         }
@@ -336,6 +364,12 @@ impl<I> Config<I> {
             return Err(invalid(
                 "pipeline.cache_ttl_s",
                 "must be between 1 and 86400 (a day)",
+            ));
+        }
+        if !(1..=self.pipeline.cache_ttl_s).contains(&self.pipeline.negative_cache_ttl_s) {
+            return Err(invalid(
+                "pipeline.negative_cache_ttl_s",
+                "must be between 1 and pipeline.cache_ttl_s",
             ));
         }
         if !(1..=600_000).contains(&k.drain_timeout_ms) {
@@ -366,6 +400,29 @@ impl<I> Config<I> {
             return Err(invalid(
                 "health.stall_timeout_s",
                 "must be between 1 and 86400 (a day)",
+            ));
+        }
+        // A revoke drains on the poll thread: a drain that may outlast health's poll-stall bound
+        // fails `/live` (and the pod is restarted mid-drain).
+        let poll_bound = crate::health::POLL_STALL.saturating_sub(DRAIN_HEADROOM);
+        if u128::from(k.drain_timeout_ms) >= poll_bound.as_millis() {
+            return Err(invalid(
+                "kafka.drain_timeout_ms",
+                format!(
+                    "must be below {} ms: a revoke drains on the poll thread, and /live fails \
+                     when it has not polled for {} s",
+                    poll_bound.as_millis(),
+                    crate::health::POLL_STALL.as_secs()
+                ),
+            ));
+        }
+        // Waiting longer for an in-flight event than /live lets one event run is waiting on a
+        // reader the probe already calls dead.
+        if u128::from(k.drain_timeout_ms) >= u128::from(self.health.stall_timeout_s) * 1000 {
+            return Err(invalid(
+                "kafka.drain_timeout_ms",
+                "must be below health.stall_timeout_s (/live fails when one event is handled \
+                 longer than that)",
             ));
         }
         if self.retry.initial_backoff_ms == 0
@@ -449,6 +506,89 @@ mod tests {
         assert_eq!(c.kafka.auto_commit_interval_ms, 5_000);
         assert_eq!(c.health.listen.port(), 8080);
         assert_eq!(c.pipeline.cache_ttl_s, 300);
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 30);
+    }
+
+    #[test]
+    fn the_negative_cache_ttl_is_set_by_file_or_environment_and_bounded_by_the_ttl() {
+        let c: Config<Flavor> =
+            Config::from_toml("[pipeline]\nnegative_cache_ttl_s = 10", env(&[])).unwrap();
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 10);
+        let c: Config<Flavor> =
+            Config::from_toml("", env(&[("CTPR_PIPELINE__NEGATIVE_CACHE_TTL_S", "5")])).unwrap();
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 5);
+        let c: Config<Flavor> = Config::from_toml(
+            "[pipeline]\ncache_ttl_s = 60\nnegative_cache_ttl_s = 60",
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.pipeline.negative_cache_ttl_s, 60);
+        for text in [
+            "[pipeline]\nnegative_cache_ttl_s = 0",
+            "[pipeline]\ncache_ttl_s = 20",
+            "[pipeline]\ncache_ttl_s = 60\nnegative_cache_ttl_s = 61",
+        ] {
+            let err = Config::<Flavor>::from_toml(text, env(&[])).unwrap_err();
+            assert!(
+                err.to_string().contains("pipeline.negative_cache_ttl_s"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_settings_and_a_token_need_an_https_endpoint() {
+        for (field, value) in [
+            ("tls_ca_file", "\"/etc/ca.pem\""),
+            ("tls_domain", "\"cases.internal\""),
+            ("token_file", "\"/var/run/token\""),
+        ] {
+            let text = format!("[case_api]\nendpoint = \"http://cases:50051\"\n{field} = {value}");
+            let err = Config::<Flavor>::from_toml(&text, env(&[])).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("case_api.{field}")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("https://"), "{err}");
+            let https = text.replace("http://", "https://");
+            Config::<Flavor>::from_toml(&https, env(&[])).unwrap();
+        }
+        // The same refusal when the endpoint comes from the environment.
+        let err = Config::<Flavor>::from_toml(
+            "[case_api]\nendpoint = \"https://cases:443\"\ntoken_file = \"/var/run/token\"",
+            env(&[("CTPR_CASE_API__ENDPOINT", "http://cases:50051")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("case_api.token_file"), "{err}");
+        Config::<Flavor>::from_toml("[case_api]\nendpoint = \"http://cases:50051\"", env(&[]))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_drain_must_end_before_liveness_gives_up() {
+        // The poll-stall bound (30 s) less the headroom: 25 s.
+        let drain = |ms: u64, stall_s: u64| {
+            Config::<Flavor>::from_toml(
+                &format!("[kafka]\ndrain_timeout_ms = {ms}\n[health]\nstall_timeout_s = {stall_s}"),
+                env(&[]),
+            )
+        };
+        drain(24_999, 300).unwrap();
+        for ms in [25_000, 30_000, 60_000, 600_000] {
+            let err = drain(ms, 300).unwrap_err().to_string();
+            assert!(err.contains("kafka.drain_timeout_ms"), "{err}");
+            assert!(err.contains("25000") && err.contains("/live"), "{err}");
+        }
+        drain(9_999, 10).unwrap();
+        let err = drain(10_000, 10).unwrap_err().to_string();
+        assert!(
+            err.contains("kafka.drain_timeout_ms") && err.contains("health.stall_timeout_s"),
+            "{err}"
+        );
+        let err =
+            Config::<Flavor>::from_toml("", env(&[("CTPR_KAFKA__DRAIN_TIMEOUT_MS", "40000")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("kafka.drain_timeout_ms"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Renders the Prometheus exposition text.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// `/live` fails when the consumer loop has not polled for longer than this.
+pub const POLL_STALL: Duration = Duration::from_secs(30);
+
 /// What `/live` and `/ready` report.
 #[derive(Debug)]
 pub struct Health {
@@ -33,12 +36,12 @@ pub struct Health {
 
 impl Health {
     /// Fresh state; `/live` fails when one event has been handled for longer than
-    /// `handling_stall`, or the consumer loop has not polled for 30 s.
+    /// `handling_stall`, or the consumer loop has not polled for [`POLL_STALL`].
     pub fn new(handling_stall: Duration) -> Self {
         Self {
             started: Instant::now(),
             last_poll: Mutex::new(Instant::now()),
-            poll_stall: Duration::from_secs(30),
+            poll_stall: POLL_STALL,
             handling_stall,
             busy: Mutex::new(HashMap::new()),
             joined_group: AtomicBool::new(false),

@@ -1,6 +1,26 @@
 //! Typed errors and the one place that classifies them (skip / retry / discard).
 
+use std::borrow::Cow;
+
 use thiserror::Error;
+
+/// The most bytes of a payload string an error or a log line repeats.
+pub const LOG_VALUE_LIMIT: usize = 128;
+
+/// A string from a payload as an error or a log line may repeat it: whole when it is at most
+/// [`LOG_VALUE_LIMIT`] bytes, else its first bytes (cut on a character boundary) followed by
+/// `…(N bytes)`, N being its whole length. A payload can carry megabytes where a name is
+/// expected; the log must not.
+pub fn truncate_for_log(value: &str) -> Cow<'_, str> {
+    if value.len() <= LOG_VALUE_LIMIT {
+        return Cow::Borrowed(value);
+    }
+    let mut cut = LOG_VALUE_LIMIT;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}…({} bytes)", &value[..cut], value.len()))
+}
 
 /// Why a message could not be decoded into changelogs.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -42,6 +62,12 @@ impl DecodeError {
         }
     }
 
+    /// [`DecodeError::UnsupportedEvent`] naming the event type from the payload, truncated
+    /// ([`truncate_for_log`]).
+    pub fn unsupported_event(event: &str) -> Self {
+        DecodeError::UnsupportedEvent(truncate_for_log(event).into_owned())
+    }
+
     /// Shorthand for [`DecodeError::Invalid`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         DecodeError::Invalid {
@@ -53,7 +79,8 @@ impl DecodeError {
 
 impl From<serde_json::Error> for DecodeError {
     fn from(err: serde_json::Error) -> Self {
-        DecodeError::Malformed(err.to_string())
+        // serde_json's messages name positions, not values, but a visitor's may quote one.
+        DecodeError::Malformed(truncate_for_log(&err.to_string()).into_owned())
     }
 }
 
@@ -180,6 +207,25 @@ impl HandleError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_payload_strings_are_truncated_on_a_char_boundary() {
+        assert!(matches!(truncate_for_log("short"), Cow::Borrowed("short")));
+        let exact = "x".repeat(LOG_VALUE_LIMIT);
+        assert_eq!(truncate_for_log(&exact), exact.as_str());
+        let long = "y".repeat(4 << 20);
+        let cut = truncate_for_log(&long);
+        assert_eq!(
+            cut,
+            format!("{}…({} bytes)", "y".repeat(LOG_VALUE_LIMIT), 4 << 20)
+        );
+        // 'é' is two bytes: byte 128 falls inside the 64th, which is left out whole.
+        let accents = format!("a{}", "é".repeat(100));
+        let cut = truncate_for_log(&accents);
+        assert_eq!(cut, format!("a{}…(201 bytes)", "é".repeat(63)));
+        let event = DecodeError::unsupported_event(&long);
+        assert!(event.to_string().len() < 300, "{}", event.to_string().len());
+    }
 
     #[test]
     fn every_error_has_one_class() {

@@ -11,13 +11,15 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tracing::Instrument;
 
-use crate::cache::{DEFAULT_CAPACITY, DEFAULT_TTL, MetadataCache, SettingsCache};
+use crate::cache::{
+    DEFAULT_CAPACITY, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, MetadataCache, SettingsCache,
+};
 use crate::case::{Case, ExternalReference, NewComment, SyncSettings};
 use crate::case_api::{CaseApi, Traced};
 use crate::changelog::Changelog;
 use crate::clock::{Clock, SystemClock};
 use crate::decoder::Decoder;
-use crate::error::{CaseApiError, ErrorClass, HandleError};
+use crate::error::{CaseApiError, ErrorClass, HandleError, truncate_for_log};
 use crate::filter_reason::FilterReason;
 use crate::filterer::{CaseLookup, Filterer, PreFilterContext};
 use crate::processor::{ProcessOutcome, Processor};
@@ -88,18 +90,23 @@ pub struct PipelineConfig {
     pub dry_run: bool,
     /// Freshness of cached settings and metadata.
     pub cache_ttl: Duration,
+    /// Freshness of a cached negative answer (no settings for the project, no sync metadata for
+    /// the organization), so a newly configured project is seen soon; at most `cache_ttl`.
+    pub negative_cache_ttl: Duration,
     /// Entries per cache.
     pub cache_capacity: usize,
 }
 
 impl PipelineConfig {
-    /// Defaults for a flavor: 3 conflict retries, 5-minute caches, writes enabled.
+    /// Defaults for a flavor: 3 conflict retries, 5-minute caches (30 s for negative answers),
+    /// writes enabled.
     pub fn new(flavor: impl Into<String>) -> Self {
         Self {
             flavor: flavor.into(),
             max_conflict_retries: 3,
             dry_run: false,
             cache_ttl: DEFAULT_TTL,
+            negative_cache_ttl: DEFAULT_NEGATIVE_TTL,
             cache_capacity: DEFAULT_CAPACITY,
         }
     }
@@ -155,8 +162,18 @@ impl PipelineBuilder {
     pub fn build(self) -> Pipeline {
         let c = &self.config;
         Pipeline {
-            metadata: MetadataCache::new(c.cache_capacity, c.cache_ttl, self.clock.clone()),
-            settings: SettingsCache::new(c.cache_capacity, c.cache_ttl, self.clock.clone()),
+            metadata: MetadataCache::metadata(
+                c.cache_capacity,
+                c.cache_ttl,
+                c.negative_cache_ttl,
+                self.clock.clone(),
+            ),
+            settings: SettingsCache::settings(
+                c.cache_capacity,
+                c.cache_ttl,
+                c.negative_cache_ttl,
+                self.clock.clone(),
+            ),
             telemetry: Telemetry::new(&c.flavor),
             decoder: self.decoder,
             filterer: self.filterer,
@@ -207,6 +224,12 @@ impl Pipeline {
     /// The settings cache (for statistics).
     pub fn settings_cache(&self) -> &SettingsCache {
         &self.settings
+    }
+
+    /// Forgets every cached settings and sync-metadata answer (the next look-ups ask the API).
+    pub fn clear_caches(&self) {
+        self.metadata.clear();
+        self.settings.clear();
     }
 
     /// Handles one message. `Err` means retry (only retry-class errors come back).
@@ -266,8 +289,8 @@ impl Pipeline {
             }
             Decision::WouldApply => tracing::info!(
                 org_id = changelog.org_id,
-                changelog_type = %changelog.changelog_type,
-                third_party_id = %changelog.third_party_id,
+                changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
+                third_party_id = %truncate_for_log(&changelog.third_party_id),
                 "changelog would apply (dry run)"
             ),
             Decision::Filtered(reason) => self.telemetry.filtered(changelog, *reason),

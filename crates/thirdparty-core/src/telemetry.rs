@@ -1,14 +1,15 @@
 //! Metric and span names (fixed by the seed) and the typed events that emit them.
 //!
 //! Every metric goes through the `metrics` facade; the runtime installs the DogStatsD and
-//! Prometheus exporters. Log lines never carry comment or description bodies.
+//! Prometheus exporters. Log lines never carry comment or description bodies, and repeat other
+//! payload strings (ids, unsupported field ids) truncated.
 
 use std::sync::Arc;
 
 use metrics::{counter, histogram};
 
 use crate::changelog::Changelog;
-use crate::error::HandleError;
+use crate::error::{HandleError, truncate_for_log};
 use crate::filter_reason::FilterReason;
 
 /// Time from the third-party event to the end of processing, in milliseconds (distribution).
@@ -101,8 +102,8 @@ impl Telemetry {
         .record(latency_ms);
         tracing::info!(
             org_id = changelog.org_id,
-            changelog_type = %changelog.changelog_type,
-            third_party_id = %changelog.third_party_id,
+            changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
+            third_party_id = %truncate_for_log(&changelog.third_party_id),
             evt_timestamp = %rfc3339(changelog.event_timestamp),
             latency_ms,
             "changelog processed"
@@ -125,10 +126,12 @@ impl Telemetry {
         }
         tracing::info!(
             org_id = changelog.org_id,
-            changelog_type = %changelog.changelog_type,
-            third_party_id = %changelog.third_party_id,
+            changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
+            third_party_id = %truncate_for_log(&changelog.third_party_id),
             evt_timestamp = %rfc3339(changelog.event_timestamp),
-            author = changelog.author.as_ref().and_then(|a| a.id.as_deref()).unwrap_or(""),
+            author = &*truncate_for_log(
+                changelog.author.as_ref().and_then(|a| a.id.as_deref()).unwrap_or("")
+            ),
             is_from_datadog = reason == FilterReason::BreakSynchronizationCycle,
             reason = reason.as_str(),
             "changelog filtered"
@@ -144,8 +147,8 @@ impl Telemetry {
         .increment(1);
         tracing::warn!(
             org_id = changelog.org_id,
-            changelog_type = %changelog.changelog_type,
-            third_party_id = %changelog.third_party_id,
+            changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
+            third_party_id = %truncate_for_log(&changelog.third_party_id),
             error = %error,
             "changelog rejected"
         );

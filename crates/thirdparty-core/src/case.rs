@@ -639,11 +639,14 @@ pub struct SyncMetadata {
 
 impl SyncMetadata {
     /// Whether the scope key `key` accepts `value` (an absent key or empty list accepts all).
+    /// Values compare ignoring ASCII case: scope values are ids, host and instance names.
     pub fn accepts(&self, key: &str, value: Option<&str>) -> bool {
         match self.scope.get(key) {
             None => true,
             Some(allowed) if allowed.is_empty() => true,
-            Some(allowed) => value.is_some_and(|v| allowed.contains(v)),
+            Some(allowed) => value.is_some_and(|v| {
+                allowed.contains(v) || allowed.iter().any(|a| a.eq_ignore_ascii_case(v))
+            }),
         }
     }
 }

@@ -7,4 +7,5 @@ mod applied;
 mod contract;
 mod mutations;
 mod reasons;
+mod sites_and_conflicts;
 mod support;

@@ -61,11 +61,11 @@ pub fn fixture_json(name: &str) -> Value {
     serde_json::from_slice(&fixture(name)).unwrap()
 }
 
-fn strings<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
+pub fn strings<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
     items.into_iter().map(str::to_owned).collect()
 }
 
-fn case(id: &str, project: &str, site: &str, reference: &str, title: &str) -> Case {
+pub fn case(id: &str, project: &str, site: &str, reference: &str, title: &str) -> Case {
     Case {
         id: id.to_owned(),
         org_id: ORG,
@@ -111,7 +111,7 @@ fn settings(project: &str, statuses: [(&str, &str); 3], sync_type: SyncType) -> 
     }
 }
 
-fn metadata(
+pub fn metadata(
     project: &str,
     scope: &[(&str, BTreeSet<String>)],
     custom_fields: &[(&str, CaseField)],

@@ -7,6 +7,7 @@
 mod contract;
 mod lookup;
 mod reasons;
+mod sites_and_ordering;
 mod world;
 
 thirdparty_core::contract_tests!(crate::contract::subject);

@@ -41,7 +41,7 @@ pub struct World {
     pub metadata: Vec<SyncMetadata>,
 }
 
-fn case(id: &str, status: &str, references: &[&str]) -> Case {
+pub fn case(id: &str, status: &str, references: &[&str]) -> Case {
     Case {
         id: id.into(),
         org_id: ORG,

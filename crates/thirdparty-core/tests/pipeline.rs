@@ -58,7 +58,8 @@ async fn each_changelog_of_a_message_gets_its_own_decision() {
         decisions(out),
         [
             Decision::Applied,
-            Decision::Filtered(FilterReason::NoChange),
+            // The same change seen again (same item, field and values, same time).
+            Decision::Filtered(FilterReason::DuplicateEvent),
             Decision::Filtered(FilterReason::BreakSynchronizationCycle),
             Decision::Filtered(FilterReason::NoCorrespondingCase),
             Decision::Filtered(FilterReason::ProjectNotFound),

@@ -37,6 +37,15 @@ impl Sandbox {
     async fn guard(&self, path: &str) -> Result<(), Status> {
         self.faults.check(path).await
     }
+
+    /// The reply to a call of `path` that was handled (its writes committed), unless a
+    /// lost-reply rule matches: then the caller gets the rule's status instead, the writes stay.
+    fn reply<T>(&self, path: &str, message: T) -> Result<Response<T>, Status> {
+        match self.faults.after(path) {
+            Some(status) => Err(status),
+            None => Ok(Response::new(message)),
+        }
+    }
 }
 
 fn required(value: &str, name: &str) -> Result<(), Status> {
@@ -73,9 +82,12 @@ impl pb::case_service_server::CaseService for Sandbox {
             .store
             .run(move |s| s.get_case(r.org_id, &r.case_id))
             .await?;
-        Ok(Response::new(pb::GetCaseResponse {
-            case: case.as_ref().map(Into::into),
-        }))
+        self.reply(
+            GET_CASE,
+            pb::GetCaseResponse {
+                case: case.as_ref().map(Into::into),
+            },
+        )
     }
 
     async fn find_case_by_external_reference(
@@ -91,9 +103,12 @@ impl pb::case_service_server::CaseService for Sandbox {
             .store
             .run(move |s| s.find_case(r.org_id, &reference))
             .await?;
-        Ok(Response::new(pb::FindCaseByExternalReferenceResponse {
-            case: case.as_ref().map(Into::into),
-        }))
+        self.reply(
+            FIND_CASE,
+            pb::FindCaseByExternalReferenceResponse {
+                case: case.as_ref().map(Into::into),
+            },
+        )
     }
 
     async fn update_case(
@@ -118,9 +133,13 @@ impl pb::case_service_server::CaseService for Sandbox {
             Ok(case) => tracing::info!(%case_id, %field, version = case.version, "case updated"),
             Err(e) => tracing::info!(%case_id, %field, expected, error = %e, "case update refused"),
         }
-        Ok(Response::new(pb::UpdateCaseResponse {
-            case: Some((&result?).into()),
-        }))
+        let case = result?;
+        self.reply(
+            UPDATE_CASE,
+            pb::UpdateCaseResponse {
+                case: Some((&case).into()),
+            },
+        )
     }
 
     async fn list_comments(
@@ -134,9 +153,12 @@ impl pb::case_service_server::CaseService for Sandbox {
             .store
             .run(move |s| s.list_comments(r.org_id, &r.case_id))
             .await?;
-        Ok(Response::new(pb::ListCommentsResponse {
-            comments: comments.iter().map(Into::into).collect(),
-        }))
+        self.reply(
+            LIST_COMMENTS,
+            pb::ListCommentsResponse {
+                comments: comments.iter().map(Into::into).collect(),
+            },
+        )
     }
 }
 
@@ -162,10 +184,13 @@ impl pb::timeline_service_server::TimelineService for Sandbox {
             created = outcome.created,
             "comment"
         );
-        Ok(Response::new(pb::CreateCommentResponse {
-            comment: Some((&outcome.comment).into()),
-            created: outcome.created,
-        }))
+        self.reply(
+            CREATE_COMMENT,
+            pb::CreateCommentResponse {
+                comment: Some((&outcome.comment).into()),
+                created: outcome.created,
+            },
+        )
     }
 }
 
@@ -183,9 +208,12 @@ impl pb::project_settings_service_server::ProjectSettingsService for Sandbox {
             .store
             .run(move |s| s.get_settings(r.org_id, &r.project_id, &r.integration))
             .await?;
-        Ok(Response::new(pb::GetProjectSettingsResponse {
-            settings: settings.as_ref().map(Into::into),
-        }))
+        self.reply(
+            GET_SETTINGS,
+            pb::GetProjectSettingsResponse {
+                settings: settings.as_ref().map(Into::into),
+            },
+        )
     }
 }
 
@@ -202,9 +230,12 @@ impl pb::sync_metadata_service_server::SyncMetadataService for Sandbox {
             .store
             .run(move |s| s.list_metadata(r.org_id, &r.integration))
             .await?;
-        Ok(Response::new(pb::ListSyncMetadataResponse {
-            metadata: metadata.iter().map(Into::into).collect(),
-        }))
+        self.reply(
+            LIST_METADATA,
+            pb::ListSyncMetadataResponse {
+                metadata: metadata.iter().map(Into::into).collect(),
+            },
+        )
     }
 }
 
@@ -229,9 +260,12 @@ impl pb::user_service_server::UserService for Sandbox {
             ));
         }
         let user = self.store.run(move |s| s.resolve_user(&query)).await?;
-        Ok(Response::new(pb::ResolveUserResponse {
-            user: user.as_ref().map(Into::into),
-        }))
+        self.reply(
+            RESOLVE_USER,
+            pb::ResolveUserResponse {
+                user: user.as_ref().map(Into::into),
+            },
+        )
     }
 }
 
@@ -250,14 +284,17 @@ impl admin::sandbox_admin_server::SandboxAdmin for Sandbox {
             )));
         }
         let code = Code::from_i32(r.code);
+        let lose_reply = r.lose_reply;
         if r.duration_ms > 0 {
-            self.faults.inject_for(
-                &r.method,
-                code,
-                Duration::from_millis(r.duration_ms),
-                &r.message,
-            );
-            tracing::info!(method = %r.method, ?code, duration_ms = r.duration_ms, "outage injected");
+            let duration = Duration::from_millis(r.duration_ms);
+            if lose_reply {
+                self.faults
+                    .lose_replies_for(&r.method, code, duration, &r.message);
+            } else {
+                self.faults
+                    .inject_for(&r.method, code, duration, &r.message);
+            }
+            tracing::info!(method = %r.method, ?code, duration_ms = r.duration_ms, lose_reply, "outage injected");
             return Ok(Response::new(admin::InjectFaultResponse {}));
         }
         if r.count == 0 {
@@ -265,8 +302,13 @@ impl admin::sandbox_admin_server::SandboxAdmin for Sandbox {
                 "`count` or `duration_ms` must be positive",
             ));
         }
-        self.faults.inject(&r.method, code, r.count, &r.message);
-        tracing::info!(method = %r.method, ?code, count = r.count, "fault injected");
+        if lose_reply {
+            self.faults
+                .lose_replies(&r.method, code, r.count, &r.message);
+        } else {
+            self.faults.inject(&r.method, code, r.count, &r.message);
+        }
+        tracing::info!(method = %r.method, ?code, count = r.count, lose_reply, "fault injected");
         Ok(Response::new(admin::InjectFaultResponse {}))
     }
 
@@ -297,6 +339,7 @@ impl admin::sandbox_admin_server::SandboxAdmin for Sandbox {
     ) -> Result<Response<admin::CallCountsResponse>, Status> {
         Ok(Response::new(admin::CallCountsResponse {
             calls: self.faults.call_counts().into_iter().collect(),
+            lost_replies: self.faults.lost_reply_counts().into_iter().collect(),
         }))
     }
 

@@ -8,7 +8,11 @@ use case_api::pb::sandbox::v1 as admin;
 use case_api::{GrpcCaseApi, TlsConfig};
 use case_api_sandbox::ServerTls;
 use common::*;
-use thirdparty_core::{CaseApi, CaseApiError};
+use thirdparty_core::{
+    Author, CaseApi, CaseApiError, ExternalReference, FieldChange, NewComment, SyncWrite,
+    UpdateWriter,
+};
+use time::macros::datetime;
 
 #[tokio::test]
 async fn injected_faults_fail_the_next_n_calls() {
@@ -23,6 +27,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             count: 2,
             message: String::new(),
             duration_ms: 0,
+            lose_reply: false,
         })
         .await
         .unwrap();
@@ -39,6 +44,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             count: 1,
             message: "boom".into(),
             duration_ms: 0,
+            lose_reply: false,
         })
         .await
         .unwrap();
@@ -52,6 +58,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             count: 3,
             message: String::new(),
             duration_ms: 0,
+            lose_reply: false,
         })
         .await
         .unwrap();
@@ -68,6 +75,7 @@ async fn injected_faults_fail_the_next_n_calls() {
             count: 0,
             message: String::new(),
             duration_ms: 60_000,
+            lose_reply: false,
         })
         .await
         .unwrap();
@@ -94,10 +102,152 @@ async fn injected_faults_fail_the_next_n_calls() {
             count: 1,
             message: String::new(),
             duration_ms: 0,
+            lose_reply: false,
         })
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    server.shutdown().await.unwrap();
+}
+
+/// A lost reply: the call is handled and its write commits, then the caller gets the injected
+/// status instead of the reply. The retry must recognize the write (a field update by its
+/// watermark and change key, a comment by its idempotency key).
+#[tokio::test]
+async fn a_lost_reply_commits_the_write_and_fails_the_call() {
+    let server = start(demo_config(None)).await;
+    let api = client(&server, None).await;
+    let mut admin = admin(&server, None).await;
+    for method in ["UpdateCase", "CreateComment"] {
+        admin
+            .inject_fault(admin::InjectFaultRequest {
+                method: method.into(),
+                code: tonic::Code::Unavailable as i32,
+                count: 1,
+                message: String::new(),
+                duration_ms: 0,
+                lose_reply: true,
+            })
+            .await
+            .unwrap();
+    }
+
+    let before = api.get_case(ACME, CASE_10002).await.unwrap().unwrap();
+    let at = datetime!(2024-06-01 10:00 UTC);
+    let update = thirdparty_core::CaseUpdate {
+        org_id: ACME,
+        case_id: CASE_10002.into(),
+        expected_version: before.version,
+        change: FieldChange::Status("IN_PROGRESS".into()),
+        writer: UpdateWriter::Sync(SyncWrite {
+            source: ExternalReference::new("jira", "acme.atlassian.net", "10002"),
+            source_event_time: at,
+            change_key: "status:IN_PROGRESS".into(),
+        }),
+    };
+    let err = api.update_case(&update).await.unwrap_err();
+    assert!(matches!(err, CaseApiError::Unavailable(_)), "{err:?}");
+    let after = api.get_case(ACME, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(after.status, "IN_PROGRESS", "the write committed");
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(
+        after.ordering_reason(
+            thirdparty_core::CaseField::Status,
+            &ExternalReference::new("jira", "acme.atlassian.net", "10002"),
+            at,
+            "status:IN_PROGRESS",
+        ),
+        Some(thirdparty_core::FilterReason::DuplicateEvent),
+        "a retry of the change is recognized as a replay"
+    );
+    // The rule's one call is used up: the next write replies.
+    let mut next = update.clone();
+    next.expected_version = after.version;
+    next.change = FieldChange::Title("Checkout p99 above SLO".into());
+    next.writer = UpdateWriter::Sync(SyncWrite {
+        source: ExternalReference::new("jira", "acme.atlassian.net", "10002"),
+        source_event_time: at,
+        change_key: "summary".into(),
+    });
+    assert_eq!(
+        api.update_case(&next).await.unwrap().version,
+        after.version + 1
+    );
+
+    let comment = NewComment {
+        org_id: ACME,
+        case_id: CASE_10002.into(),
+        idempotency_key: "jira:acme.atlassian.net:10002:20001".into(),
+        body: "Rolled back the cache config.".into(),
+        author: Author {
+            id: Some("712020:0a1b2c3d-priya".into()),
+            display_name: Some("Priya Natarajan".into()),
+        },
+        is_work_note: false,
+        integration: "jira".into(),
+        source_event_time: at,
+    };
+    let err = api.add_comment(&comment).await.unwrap_err();
+    assert!(matches!(err, CaseApiError::Unavailable(_)), "{err:?}");
+    let retried = api.add_comment(&comment).await.unwrap();
+    assert!(!retried.created, "the retry finds the committed comment");
+    let comments = api.list_comments(ACME, CASE_10002).await.unwrap();
+    assert_eq!(comments, vec![retried.comment], "exactly one comment");
+
+    let counts = admin
+        .call_counts(admin::CallCountsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        counts.lost_replies,
+        [
+            ("/case.v1.CaseService/UpdateCase".to_owned(), 1),
+            ("/case.v1.TimelineService/CreateComment".to_owned(), 1),
+        ]
+        .into()
+    );
+    assert_eq!(
+        counts.calls.get("/case.v1.CaseService/UpdateCase"),
+        Some(&2)
+    );
+    assert_eq!(server.faults().lost_replies("*"), 2);
+
+    server.shutdown().await.unwrap();
+}
+
+/// A lost-reply rule waits for a call that succeeds: a write the store refuses replies with its
+/// own error and leaves the rule in place.
+#[tokio::test]
+async fn a_refused_write_does_not_consume_a_lost_reply_rule() {
+    let server = start(demo_config(None)).await;
+    let api = client(&server, None).await;
+    server
+        .faults()
+        .lose_replies("UpdateCase", tonic::Code::Unavailable, 1, "");
+    let case = api.get_case(ACME, CASE_10002).await.unwrap().unwrap();
+    let mut update = thirdparty_core::CaseUpdate {
+        org_id: ACME,
+        case_id: CASE_10002.into(),
+        expected_version: case.version + 5,
+        change: FieldChange::Status("IN_PROGRESS".into()),
+        writer: UpdateWriter::Sync(SyncWrite {
+            source: ExternalReference::new("jira", "acme.atlassian.net", "10002"),
+            source_event_time: datetime!(2024-06-01 10:00 UTC),
+            change_key: "status:IN_PROGRESS".into(),
+        }),
+    };
+    let err = api.update_case(&update).await.unwrap_err();
+    assert!(
+        matches!(err, CaseApiError::VersionMismatch { .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.faults().lost_replies("*"), 0);
+    update.expected_version = case.version;
+    let err = api.update_case(&update).await.unwrap_err();
+    assert!(matches!(err, CaseApiError::Unavailable(_)), "{err:?}");
+    assert_eq!(server.faults().lost_replies("UpdateCase"), 1);
 
     server.shutdown().await.unwrap();
 }

@@ -405,6 +405,143 @@ async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_
     );
 }
 
+/// The Case API commits a field update and a comment but their replies are lost (UNAVAILABLE
+/// after the commit): the reader retries each message, recognizes its own write on the second
+/// attempt (`duplicate_event`: the re-read case carries the change's watermark and change key;
+/// the comment's idempotency key finds the first one) and applies each exactly once.
+async fn a_reply_lost_after_the_commit_is_retried_and_applied_once(broker: Broker) {
+    let env = Env::start(broker, 1).await;
+    for method in ["UpdateCase", "CreateComment"] {
+        env.sandbox
+            .faults()
+            .lose_replies(method, tonic::Code::Unavailable, 1, "reply lost");
+    }
+    let (config, health) = env.config("lost-replies", 3, &[]);
+    let log = env.dir.join("lost-replies.log");
+    let mut reader = ReaderProcess::spawn_with_env(
+        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
+        &config,
+        &[],
+        &[("RUST_LOG", "info,message_outcome=debug")],
+        health,
+        &log,
+    )
+    .unwrap();
+    reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let t0 = 1_717_236_000_000;
+    let status = issue_updated(
+        "10002",
+        t0,
+        json!([item(
+            "status",
+            Some("10000"),
+            Some("To Do"),
+            Some("3"),
+            Some("In Progress")
+        )]),
+    );
+    let comment = comment_created("10002", "80001", t0 + 1, "Committed, reply lost.");
+    for m in [&status, &comment] {
+        produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
+    }
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+
+    // Each write happened exactly once, nothing is lost.
+    let api = env.api().await;
+    let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
+    assert_eq!(
+        (case.status.as_str(), case.version),
+        ("IN_PROGRESS", 2),
+        "one write on version 1"
+    );
+    let comments = api.list_comments(123456, CASE_10002).await.unwrap();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0].body, "Committed, reply lost.");
+    let faults = env.sandbox.faults();
+    assert_eq!(
+        (
+            faults.lost_replies("UpdateCase"),
+            faults.lost_replies("CreateComment")
+        ),
+        (1, 1)
+    );
+    // The retried field change is dropped before the write (its watermark), the retried
+    // comment is answered by the existing one.
+    assert_eq!(faults.calls("UpdateCase"), 1);
+    assert_eq!(faults.calls("CreateComment"), 2);
+
+    // The reader retried each message once, and the second attempt's decision was
+    // `duplicate_event` for both.
+    let metrics = reader.metrics().await.unwrap();
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_third_party_reader_retries", &[]),
+        2.0
+    );
+    for changelog_type in ["update_status", "create_comment"] {
+        assert_eq!(
+            metric_sum(
+                &metrics,
+                "dd_case_third_party_reader_jira_filtered",
+                &[
+                    ("reason", "duplicate_event"),
+                    ("changelog_type", changelog_type)
+                ]
+            ),
+            1.0,
+            "{changelog_type}"
+        );
+    }
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "dd_case_third_party_reader_changelog_processed",
+            &[]
+        ),
+        0.0,
+        "the attempts that wrote never got to record it"
+    );
+    assert_eq!(
+        reader.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let retries = lines
+        .iter()
+        .filter(|l| l["message"] == "retryable error")
+        .count();
+    let outcomes: Vec<(i64, &str)> = lines
+        .iter()
+        .filter(|l| l["target"] == "message_outcome")
+        .map(|l| {
+            (
+                l["offset"].as_i64().unwrap(),
+                l["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(retries, 2, "one retry per message");
+    assert_eq!(
+        outcomes,
+        [
+            (0, "filtered:duplicate_event"),
+            (1, "filtered:duplicate_event")
+        ],
+        "one outcome per message, from its second attempt"
+    );
+}
+
 /// Waits until the reader's `/ready` reports at least one assigned partition.
 async fn wait_for_partitions(reader: &ReaderProcess) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -674,6 +811,12 @@ macro_rules! scenarios {
         $(#[$attr])?
         async fn a_poisoned_message_stalls_its_partition_until_skipped() {
             super::a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_it($broker).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn a_reply_lost_after_the_commit_is_retried_and_applied_once() {
+            super::a_reply_lost_after_the_commit_is_retried_and_applied_once($broker).await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

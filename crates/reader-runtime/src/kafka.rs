@@ -30,6 +30,11 @@
 //!   and the main queue keep being served. Meanwhile the partition's messages wait in its queue
 //!   (it stays application-forwarded since its first split), and the previous task's event
 //!   still counts for `/live`'s stall check.
+//! - Test only: built with the feature `negative-control-store-before-handling`, a task stores
+//!   each offset *before* handling its message instead, so a crash mid-handling loses that
+//!   message ([`STORES_OFFSETS_BEFORE_HANDLING`]). It is the negative control of
+//!   `cargo xtask chaos --negative-control` (the harness must catch the loss) and never part of a
+//!   shipped build; such a reader warns at start-up.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -67,6 +72,12 @@ pub const SAFETY_KEYS: &[&str] = &[
     "bootstrap.servers",
     "auto.offset.reset",
 ];
+
+/// Whether this build stores each offset before its message is handled (feature
+/// `negative-control-store-before-handling`, test only: a crash mid-handling loses the message).
+/// False in every normal build.
+pub const STORES_OFFSETS_BEFORE_HANDLING: bool =
+    cfg!(feature = "negative-control-store-before-handling");
 
 /// The client settings: user properties first, then the safety-critical keys (which win).
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -554,6 +565,11 @@ impl PartitionWorker {
             }),
         };
         let s = &self.shared;
+        if STORES_OFFSETS_BEFORE_HANDLING && s.store_offsets {
+            // The negative control (test builds only): the message counts as consumed before
+            // it is handled, so a crash from here on loses it.
+            self.store(offset);
+        }
         s.health.begin(&self.topic, self.partition);
         // A panic while handling must not silently kill this partition's task: it ends the
         // process like exhausted retries (offset not stored), so the restart retries it and
@@ -587,7 +603,7 @@ impl PartitionWorker {
                 );
                 // Every line of this message is written before its offset may be committed.
                 crate::telemetry::flush_log_batch();
-                if s.store_offsets {
+                if s.store_offsets && !STORES_OFFSETS_BEFORE_HANDLING {
                     self.store(offset);
                 }
                 true
@@ -715,6 +731,14 @@ impl Reader {
         health: Arc<Health>,
     ) -> Result<Self, StartError> {
         let dry_run = pipeline.config().dry_run;
+        if STORES_OFFSETS_BEFORE_HANDLING {
+            tracing::warn!(
+                feature = "negative-control-store-before-handling",
+                "NEGATIVE-CONTROL BUILD: this reader stores each offset before its message is \
+                 handled, so a crash mid-handling loses the message; a test build for \
+                 `cargo xtask chaos --negative-control`, never run it in production"
+            );
+        }
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         let registry: Registry = Arc::default();
         let drain_timeout = Duration::from_millis(kafka.drain_timeout_ms);
@@ -1021,6 +1045,110 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         true
+    }
+
+    /// The group's committed offset of partition 0, if any.
+    fn committed_offset(bootstrap: &str) -> Option<i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", GROUP)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let committed = consumer
+            .committed_offsets(partition_list(0), Duration::from_secs(5))
+            .unwrap();
+        match committed.find_partition(TOPIC, 0).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// While a message is being handled its offset is not committed (at-least-once): a crash
+    /// then redelivers it. The negative-control build (feature
+    /// `negative-control-store-before-handling`) stores it before handling instead, so there it
+    /// is committed mid-handling: the loss the chaos harness must catch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_offset_is_committed_only_once_its_message_is_handled() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(TOPIC, 1, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        produce(&producer, "slow").await;
+
+        let filterer = Arc::new(SlowOnce::default());
+        let pipeline = Arc::new(
+            Pipeline::builder(
+                Arc::new(ValueDecoder),
+                filterer.clone(),
+                Arc::new(NeverProcesses),
+                Arc::new(InMemoryCaseApi::new()),
+            )
+            .build(),
+        );
+        let kafka = KafkaConfig {
+            brokers: bootstrap.clone(),
+            group_id: GROUP.into(),
+            auto_offset_reset: "earliest".into(),
+            auto_commit_interval_ms: 50,
+            properties: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),
+            ..KafkaConfig::default()
+        };
+        let reader = Reader::launch(
+            &kafka,
+            None,
+            pipeline,
+            RetryConfig::default(),
+            Arc::new(Health::new(Duration::from_secs(60))),
+        )
+        .unwrap();
+        let consumer = reader.consumer.clone();
+        let c = consumer.clone();
+        tokio::task::spawn_blocking(move || assign(&c, 0))
+            .await
+            .unwrap();
+        let seen = || filterer.seen.lock().unwrap();
+        assert!(
+            wait_for("the slow message", Duration::from_secs(10), || seen()
+                .slow_started)
+            .await
+        );
+        // Several auto-commit intervals while the message is in its handler.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let b = bootstrap.clone();
+        let mid_handling = tokio::task::spawn_blocking(move || committed_offset(&b))
+            .await
+            .unwrap();
+        assert!(
+            !seen().slow_finished,
+            "the slow message was handled before the check: nothing tested"
+        );
+        let expected = STORES_OFFSETS_BEFORE_HANDLING.then_some(1);
+        assert_eq!(
+            mid_handling, expected,
+            "committed offset while the message is being handled (stores before handling: \
+             {STORES_OFFSETS_BEFORE_HANDLING})"
+        );
+
+        assert!(
+            wait_for("the slow message to finish", SLOW * 4, || seen()
+                .slow_finished)
+            .await
+        );
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        assert_eq!(reader.run(shutdown).await, StopReason::Requested);
+        tokio::task::spawn_blocking(move || drop(consumer))
+            .await
+            .unwrap();
+        let done = tokio::task::spawn_blocking(move || committed_offset(&bootstrap))
+            .await
+            .unwrap();
+        assert_eq!(done, Some(1), "handled: committed either way");
     }
 
     #[test]

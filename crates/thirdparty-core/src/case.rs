@@ -198,6 +198,18 @@ impl Case {
         }
     }
 
+    /// A change that writes a field's current value again.
+    pub fn current(&self, field: CaseField) -> FieldChange {
+        match field {
+            CaseField::Title => FieldChange::Title(self.title.clone()),
+            CaseField::Description => FieldChange::Description(self.description.clone()),
+            CaseField::Priority => FieldChange::Priority(self.priority.clone()),
+            CaseField::Status => FieldChange::Status(self.status.clone()),
+            CaseField::Assignee => FieldChange::Assignee(self.assignee_id.clone()),
+            CaseField::DueDate => FieldChange::DueDate(self.due_date),
+        }
+    }
+
     /// Whether the case already holds the value a change would write.
     pub fn holds(&self, change: &FieldChange) -> bool {
         match change {

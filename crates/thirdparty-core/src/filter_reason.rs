@@ -74,7 +74,7 @@ filter_reasons! {
     InstanceNotConfigured => "instance_not_configured",
     /// The project's sync type does not pull from the third party (push only).
     SyncTypeNotPull => "sync_type_not_pull",
-    /// The case already holds the new value: nothing to write.
+    /// The case already holds the new value: only the change's time is recorded (the field's watermark), so an older event cannot undo it.
     NoChange => "no_change",
     /// The comment has no text once whitespace is ignored.
     EmptyComment => "empty_comment",

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::cache::{
     DEFAULT_CAPACITY, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, MetadataCache, SettingsCache,
 };
-use crate::case::{Case, ExternalReference, NewComment, SyncSettings};
+use crate::case::{Case, CaseUpdate, ExternalReference, NewComment, SyncSettings, UpdateWriter};
 use crate::case_api::{CaseApi, Traced};
 use crate::changelog::Changelog;
 use crate::clock::{Clock, SystemClock};
@@ -330,33 +330,36 @@ impl Pipeline {
         loop {
             let filtered =
                 filter_span.in_scope(|| self.filterer.filter(changelog, &case, &settings));
-            if let Some(reason) = filtered {
-                if reason == FilterReason::ManualConflict
-                    && !dry_run
-                    && let Err(err) = self.leave_conflict_entry(changelog, &case).await
-                {
-                    return settle(err);
-                }
-                return Ok(Decision::Filtered(reason));
-            }
-            if dry_run {
+            if filtered.is_none() && dry_run {
                 return Ok(Decision::WouldApply);
             }
-            let processed = self
-                .processor
-                .process(changelog, &case, &settings, &self.api)
-                .instrument(tracing::info_span!("process_changelog"))
-                .await;
-            match processed {
-                Ok(ProcessOutcome::Applied) => return Ok(Decision::Applied),
-                Ok(ProcessOutcome::Filtered(reason)) => {
-                    if reason == FilterReason::ManualConflict
-                        && let Err(err) = self.leave_conflict_entry(changelog, &case).await
-                    {
+            let processed = match filtered {
+                Some(reason) => Ok(ProcessOutcome::Filtered(reason)),
+                None => {
+                    self.processor
+                        .process(changelog, &case, &settings, &self.api)
+                        .instrument(tracing::info_span!("process_changelog"))
+                        .await
+                }
+            };
+            // A filtered change may still leave a trace (never in a dry run): a `manual`
+            // conflict its timeline entry, a no-op its watermark.
+            let processed = match processed {
+                Ok(ProcessOutcome::Filtered(FilterReason::ManualConflict)) if !dry_run => {
+                    if let Err(err) = self.leave_conflict_entry(changelog, &case).await {
                         return settle(err);
                     }
-                    return Ok(Decision::Filtered(reason));
+                    Ok(ProcessOutcome::Filtered(FilterReason::ManualConflict))
                 }
+                Ok(ProcessOutcome::Filtered(FilterReason::NoChange)) if !dry_run => self
+                    .record_no_change(changelog, &case)
+                    .await
+                    .map(|()| ProcessOutcome::Filtered(FilterReason::NoChange)),
+                other => other,
+            };
+            match processed {
+                Ok(ProcessOutcome::Applied) => return Ok(Decision::Applied),
+                Ok(ProcessOutcome::Filtered(reason)) => return Ok(Decision::Filtered(reason)),
                 Err(CaseApiError::VersionMismatch { .. })
                     if attempt < self.config.max_conflict_retries =>
                 {
@@ -387,6 +390,29 @@ impl Pipeline {
                 Err(err) => return settle(HandleError::api("process_changelog", err)),
             }
         }
+    }
+
+    /// Records a field change the case already holds: the same value written again by the sync,
+    /// so the change's time and key become the item's watermark for the field (a late event
+    /// older than it is then out of order instead of undoing it: To Do -> In Progress -> To Do,
+    /// delivered last transition first, must end at To Do) and the sync its last writer. Nothing
+    /// is written for a changelog that changes no case field.
+    async fn record_no_change(
+        &self,
+        changelog: &Changelog,
+        case: &Case,
+    ) -> Result<(), CaseApiError> {
+        let Some(field) = changelog.changelog_type.case_field() else {
+            return Ok(());
+        };
+        let update = CaseUpdate {
+            org_id: case.org_id,
+            case_id: case.id.clone(),
+            expected_version: case.version,
+            change: case.current(field),
+            writer: UpdateWriter::sync(changelog),
+        };
+        self.api.update_case(&update).await.map(|_| ())
     }
 
     /// Leaves a conflict entry on the case timeline for a change the `manual` policy did not

@@ -188,6 +188,25 @@ async fn transitions_out_of_order_or_with_one_lost_converge_on_jiras_latest_valu
 }
 
 #[tokio::test]
+async fn a_transition_back_delivered_before_the_one_it_undoes_still_wins() {
+    // To Do -> In Progress at t1, In Progress -> To Do at t2, delivered t2 first: the case is
+    // already To Do (`no_change`), but the change's time is recorded, so t1 is out of order.
+    let forth = status(("10000", "To Do"), ("3", "In Progress"));
+    let back = status(("3", "In Progress"), ("10000", "To Do"));
+    let api = Arc::new(two_sites().api());
+    let t2 = T0 + time::Duration::seconds(3);
+    assert_eq!(
+        decide(&api, &updated(SITE_A, "10001", t2, json!([back]))).await,
+        [Decision::Filtered(FilterReason::NoChange)]
+    );
+    assert_eq!(
+        decide(&api, &updated(SITE_A, "10001", T0, json!([forth]))).await,
+        [Decision::Filtered(FilterReason::OutOfOrderEvent)]
+    );
+    assert_eq!(api.case(CASE_A).unwrap().status, "OPEN");
+}
+
+#[tokio::test]
 async fn a_persons_edit_in_the_case_is_decided_by_the_fields_policy() {
     let b_to_c = status(("3", "In Progress"), ("10001", "Done"));
     let message = updated(SITE_A, "10001", T0, json!([b_to_c]));
@@ -220,7 +239,7 @@ async fn a_persons_edit_in_the_case_is_decided_by_the_fields_policy() {
             .field_conflict_policies
             .insert(CaseField::Status, policy);
         let api = Arc::new(world.api());
-        assert_eq!(decide(&api, &message).await, [expected.clone()], "{policy}");
+        assert_eq!(decide(&api, &message).await, [expected], "{policy}");
         let after = api.case(CASE_A).unwrap();
         assert_eq!(after.status, status_after, "{policy}");
         let conflicts: Vec<_> = api

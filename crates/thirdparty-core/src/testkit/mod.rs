@@ -24,7 +24,7 @@ pub fn mark_applied(case: &mut Case, changelog: &Changelog) {
         org_id: case.org_id,
         case_id: case.id.clone(),
         expected_version: version,
-        change: field_change_of(&current, field),
+        change: current.current(field),
         writer: UpdateWriter::sync(changelog),
     };
     case.record_update(&update, changelog.event_timestamp);
@@ -43,19 +43,6 @@ pub fn mark_edited_in_case(case: &mut Case, field: CaseField, at: time::OffsetDa
             at,
         },
     );
-}
-
-/// A change that writes a field's current value again.
-fn field_change_of(case: &Case, field: CaseField) -> crate::case::FieldChange {
-    use crate::case::FieldChange;
-    match field {
-        CaseField::Title => FieldChange::Title(case.title.clone()),
-        CaseField::Description => FieldChange::Description(case.description.clone()),
-        CaseField::Priority => FieldChange::Priority(case.priority.clone()),
-        CaseField::Status => FieldChange::Status(case.status.clone()),
-        CaseField::Assignee => FieldChange::Assignee(case.assignee_id.clone()),
-        CaseField::DueDate => FieldChange::DueDate(case.due_date),
-    }
 }
 
 /// Sets the watermark of `field` for `source` to `at` (no change key: any change at exactly

@@ -83,18 +83,28 @@ pub(crate) struct Binaries {
 
 /// `cargo build` of the readers and the sandbox; returns their executables.
 pub(crate) fn build(root: &Path) -> Result<Binaries> {
+    build_with(root, &[])
+}
+
+/// `cargo build` of the readers and the sandbox with extra features (`jira-reader/x`, ...).
+pub(crate) fn build_with(root: &Path, features: &[&str]) -> Result<Binaries> {
     println!("Building jira-reader, servicenow-reader and case-api-sandbox...");
+    let mut args = vec![
+        "build",
+        "--message-format=json-render-diagnostics",
+        "-p",
+        "jira-reader",
+        "-p",
+        "servicenow-reader",
+        "-p",
+        "case-api-sandbox",
+    ];
+    let features = features.join(",");
+    if !features.is_empty() {
+        args.extend(["--features", features.as_str()]);
+    }
     let output = crate::cargo_command()
-        .args([
-            "build",
-            "--message-format=json-render-diagnostics",
-            "-p",
-            "jira-reader",
-            "-p",
-            "servicenow-reader",
-            "-p",
-            "case-api-sandbox",
-        ])
+        .args(args)
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()

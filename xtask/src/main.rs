@@ -75,6 +75,10 @@ enum Cmd {
         /// The workload and fault schedule seed.
         #[arg(long, default_value_t = 20_261_127)]
         seed: u64,
+        /// Runs readers built to store each offset before handling its message (feature
+        /// `negative-control`, never shipped) and succeeds only if the run catches them.
+        #[arg(long)]
+        negative_control: bool,
     },
     /// Runs each cargo-fuzz target of `fuzz/` (the Jira and ServiceNow decoders, the changelog
     /// round trip) for N seconds on nightly, installing cargo-fuzz if missing; prints executions
@@ -129,7 +133,11 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Broker { port, storage, .. } => broker::run(port, &storage),
         Cmd::E2e => broker::e2e(workspace_root()?),
         Cmd::Bench { quick, broker } => bench::run(workspace_root()?, quick, broker),
-        Cmd::Chaos { quick, seed } => chaos::run(workspace_root()?, quick, seed),
+        Cmd::Chaos {
+            quick,
+            seed,
+            negative_control,
+        } => chaos::run(workspace_root()?, quick, seed, negative_control),
         Cmd::Fuzz { seconds } => fuzz::run(workspace_root()?, seconds),
     }
 }

@@ -33,6 +33,7 @@ use case_api::GrpcCaseApi;
 use case_api::pb::sandbox::v1 as admin;
 use case_api::pb::sandbox::v1::sandbox_admin_client::SandboxAdminClient;
 use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reader_runtime::testkit::{ReaderProcess, TansuBroker, free_port, wait_caught_up};
 use serde_json::json;
@@ -69,6 +70,10 @@ struct Plan {
     aborted_bursts: u32,
     /// Calls aborted per burst.
     aborted_per_burst: u32,
+    /// Bursts of writes (`UpdateCase` and `CreateComment`) that commit and then lose their
+    /// reply; calls per method per burst.
+    lost_reply_bursts: u32,
+    lost_replies_per_burst: u32,
     latency_ms: u64,
     /// How long the readers get to commit everything once the faults stop.
     catch_up: Duration,
@@ -87,6 +92,8 @@ impl Plan {
                 outage: Duration::from_secs(10),
                 aborted_bursts: 4,
                 aborted_per_burst: 6,
+                lost_reply_bursts: 4,
+                lost_replies_per_burst: 2,
                 latency_ms: 15,
                 catch_up: Duration::from_secs(180),
             }
@@ -101,6 +108,8 @@ impl Plan {
                 outage: Duration::from_secs(30),
                 aborted_bursts: 12,
                 aborted_per_burst: 6,
+                lost_reply_bursts: 12,
+                lost_replies_per_burst: 2,
                 latency_ms: 15,
                 catch_up: Duration::from_secs(300),
             }
@@ -108,12 +117,60 @@ impl Plan {
     }
 }
 
-/// Runs the chaos harness.
-pub fn run(root: &Path, quick: bool, seed: u64) -> Result<()> {
+/// Runs the chaos harness. With `negative_control`, the readers are built to store each offset
+/// before its message is handled (a test-only feature): the run must then fail, and this
+/// succeeds only if it does.
+pub fn run(root: &Path, quick: bool, seed: u64, negative_control: bool) -> Result<()> {
+    if !negative_control {
+        return run_with(
+            root,
+            quick,
+            seed,
+            &crate::demo::build(root)?,
+            "target/chaos",
+        );
+    }
+    let features = [
+        "jira-reader/negative-control",
+        "servicenow-reader/negative-control",
+    ];
+    let built = crate::demo::build_with(root, &features)?;
+    // Kept aside: the next ordinary build replaces the executables in the target directory.
+    let aside = root.join("target/chaos-negative-control/bin");
+    std::fs::create_dir_all(&aside)?;
+    let copy = |from: &Path| -> Result<PathBuf> {
+        let to = aside.join(from.file_name().context("an executable without a name")?);
+        std::fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+        Ok(to)
+    };
+    let bins = Binaries {
+        jira_reader: copy(&built.jira_reader)?,
+        servicenow_reader: copy(&built.servicenow_reader)?,
+        sandbox: copy(&built.sandbox)?,
+    };
+    println!("Negative control: readers that store each offset before handling its message.");
+    match run_with(
+        root,
+        quick,
+        seed,
+        &bins,
+        "target/chaos-negative-control/run",
+    ) {
+        Ok(()) => bail!(
+            "negative control: the chaos run passed with readers that store offsets before \
+             handling; it must catch them"
+        ),
+        Err(e) => {
+            println!("negative control: the chaos run caught the broken readers: {e:#}");
+            Ok(())
+        }
+    }
+}
+
+fn run_with(root: &Path, quick: bool, seed: u64, bins: &Binaries, out: &str) -> Result<()> {
     let started = Instant::now();
     crate::broker::ensure_tansu()?;
-    let bins = crate::demo::build(root)?;
-    let dir = root.join("target/chaos");
+    let dir = root.join(out);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
@@ -126,7 +183,7 @@ pub fn run(root: &Path, quick: bool, seed: u64) -> Result<()> {
         .context("starting the Tokio runtime")?;
     let result = runtime.block_on(async {
         tokio::select! {
-            result = chaos(&dir, &bins, plan, quick, seed, &workload, started) => result,
+            result = chaos(&dir, bins, plan, quick, seed, &workload, started) => result,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
         }
     });
@@ -272,6 +329,11 @@ async fn chaos(
                 .await?;
                 faults.aborted_injected += plan.aborted_per_burst;
             }
+            Action::LostReplies => {
+                for method in ["UpdateCase", "CreateComment"] {
+                    lose_replies(&mut admin, method, plan.lost_replies_per_burst).await?;
+                }
+            }
             Action::Latency(on) => {
                 let millis = if on { plan.latency_ms } else { 0 };
                 admin
@@ -334,6 +396,18 @@ async fn chaos(
         })
         .collect();
 
+    let lost_replies: u64 = admin
+        .call_counts(admin::CallCountsRequest {})
+        .await
+        .context("reading the sandbox's call counts")?
+        .into_inner()
+        .lost_replies
+        .values()
+        .sum();
+    let mut policies = BTreeMap::new();
+    for case in &workload.cases {
+        *policies.entry(case.policy.as_str()).or_insert(0u64) += 1;
+    }
     let api = sandbox.api().await?;
     let verdict = verify::verify(&bootstrap, dir, &api, workload, &edits.values).await;
     drop(api);
@@ -351,6 +425,15 @@ async fn chaos(
         "duplicate_comments": verdict.duplicate_comments,
         "wrong_fields": verdict.wrong_fields,
         "unaccounted_messages": verdict.unaccounted_messages,
+        "misrouted": verdict.misrouted,
+        "diverged": verdict.diverged,
+        "sites": {"jira": workload::JIRA_SITES.len(), "servicenow": workload::INSTANCES.len()},
+        "same_second_changes": workload.same_second_changes,
+        "reordered_transitions": workload.reordered_transitions,
+        "lost_replies": lost_replies,
+        "handled_more_than_once": verdict.handled_more_than_once,
+        "conflict_policies": policies,
+        "conflict_entries": verdict.conflict_entries,
         "quick": quick,
         "seed": seed,
         "seconds": started.elapsed().as_secs_f64(),
@@ -378,17 +461,20 @@ async fn chaos(
         println!("  problem: {problem}");
     }
     println!(
-        "chaos: {} events, {} reader kills, {} broker restarts, {:.0} s API outage, {} ABORTED, {} Datadog edits -> lost_updates {}, duplicate_comments {}, wrong_fields {}, unaccounted_messages {} ({} handled twice; {:.0} s; {})",
+        "chaos: {} events, {} reader kills, {} broker restarts, {:.0} s API outage, {} ABORTED, {} lost replies, {} Datadog edits -> lost_updates {}, duplicate_comments {}, wrong_fields {}, unaccounted_messages {}, misrouted {}, diverged {} ({} handled twice; {:.0} s; {})",
         workload.messages.len(),
         faults.reader_kills,
         faults.broker_restarts,
         faults.api_outage_s,
         faults.aborted_injected,
+        lost_replies,
         edits.writes,
         verdict.lost_updates,
         verdict.duplicate_comments,
         verdict.wrong_fields,
         verdict.unaccounted_messages,
+        verdict.misrouted,
+        verdict.diverged,
         verdict.handled_more_than_once,
         started.elapsed().as_secs_f64(),
         path.display()
@@ -403,9 +489,21 @@ async fn chaos(
         ("duplicate_comments", verdict.duplicate_comments),
         ("wrong_fields", verdict.wrong_fields),
         ("unaccounted_messages", verdict.unaccounted_messages),
+        ("misrouted", verdict.misrouted),
+        ("diverged", verdict.diverged),
     ] {
         if value > 0 {
             failures.push(format!("{name} = {value}"));
+        }
+    }
+    for (pattern, count) in [
+        ("same_second_changes", workload.same_second_changes),
+        ("reordered_transitions", workload.reordered_transitions),
+        ("lost_replies", lost_replies),
+        ("handled_more_than_once", verdict.handled_more_than_once),
+    ] {
+        if count == 0 {
+            failures.push(format!("the run had no {pattern}"));
         }
     }
     if faults.reader_kills < plan.reader_kills || faults.broker_restarts < plan.broker_restarts {
@@ -431,6 +529,7 @@ enum Action {
     RestartBroker,
     Outage,
     AbortedBurst,
+    LostReplies,
     Latency(bool),
 }
 
@@ -456,10 +555,34 @@ fn timeline(plan: Plan, rng: &mut Rng) -> Vec<(Duration, Action)> {
         let fraction = (f64::from(b) + 0.5) / f64::from(plan.aborted_bursts);
         events.push((at(fraction), Action::AbortedBurst));
     }
+    for b in 0..plan.lost_reply_bursts {
+        let fraction = (f64::from(b) + 0.25) / f64::from(plan.lost_reply_bursts);
+        events.push((at(fraction), Action::LostReplies));
+    }
     events.push((at(0.1), Action::Latency(true)));
     events.push((at(0.3), Action::Latency(false)));
     events.sort_by_key(|(at, _)| *at);
     events
+}
+
+/// The next `count` calls of `method` commit, then fail UNAVAILABLE instead of replying.
+async fn lose_replies(
+    admin: &mut SandboxAdminClient<tonic::transport::Channel>,
+    method: &str,
+    count: u32,
+) -> Result<()> {
+    admin
+        .inject_fault(admin::InjectFaultRequest {
+            method: method.into(),
+            code: UNAVAILABLE,
+            count,
+            message: "reply lost after the commit".into(),
+            duration_ms: 0,
+            lose_reply: true,
+        })
+        .await
+        .context("injecting lost replies")?;
+    Ok(())
 }
 
 async fn inject(
@@ -476,6 +599,7 @@ async fn inject(
             count,
             message: String::new(),
             duration_ms: duration.as_millis() as u64,
+            lose_reply: false,
         })
         .await
         .with_context(|| format!("injecting a fault on {method}"))?;
@@ -649,10 +773,15 @@ async fn produce(
     let total = messages.len();
     for (chunk_index, chunk) in messages.chunks(100).enumerate() {
         let mut deliveries = Vec::with_capacity(chunk.len());
-        for message in chunk {
+        for (offset, message) in chunk.iter().enumerate() {
+            let index = (chunk_index * 100 + offset).to_string();
             let record = FutureRecord::to(message.flavor.topic())
                 .key(&message.key)
-                .payload(&message.payload);
+                .payload(&message.payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: verify::INDEX_HEADER,
+                    value: Some(index.as_bytes()),
+                }));
             deliveries.push(producer.send(record, Duration::from_secs(300)));
         }
         for delivery in deliveries {
@@ -680,8 +809,9 @@ struct Edits {
     conflicts: u64,
 }
 
-/// Edits the cases' Datadog-side field (priority of Jira cases, title of ServiceNow cases) with
-/// versioned updates, as a user in Datadog would, until told to stop.
+/// Edits the cases' Datadog-side field (priority of Jira cases, status of ServiceNow cases, both
+/// also written by the third party) with versioned updates, as a user in Datadog would, until
+/// told to stop.
 async fn edit_in_datadog(
     api: GrpcCaseApi,
     cases: Vec<ExpectedCase>,
@@ -726,27 +856,34 @@ async fn edit_once(
                 continue;
             }
         };
-        // A failed write may still have happened (e.g. a deadline after the commit): only the
-        // editor writes this field, so finding the intended value means it did.
+        // A failed write may still have happened (e.g. a reply lost after the commit): only the
+        // editor writes its values (the third party never uses them), so finding the intended
+        // value means it did.
         if let Some(value) = &intended
             && current.field_value(field) == *value
         {
             return value.clone();
         }
+        // Values the third party never writes (see `workload`), alternating.
         let (change, value) = match field {
             CaseField::Priority => {
-                let mut p = 1 + rng.below(5);
-                if current.priority.as_deref() == Some(format!("P{p}").as_str()) {
-                    p = p % 5 + 1;
-                }
-                let value = format!("P{p}");
+                let value = workload::EDITOR_PRIORITIES
+                    .into_iter()
+                    .find(|v| current.priority.as_deref() != Some(*v))
+                    .unwrap_or(workload::EDITOR_PRIORITIES[0])
+                    .to_owned();
                 (FieldChange::Priority(Some(value.clone())), Some(value))
             }
             _ => {
-                let value = format!("Renamed in Datadog (edit {serial})");
-                (FieldChange::Title(value.clone()), Some(value))
+                let value = workload::EDITOR_STATUSES
+                    .into_iter()
+                    .find(|v| current.status != *v)
+                    .unwrap_or(workload::EDITOR_STATUSES[0])
+                    .to_owned();
+                (FieldChange::Status(value.clone()), Some(value))
             }
         };
+        let _ = (serial, &rng);
         intended = Some(value.clone());
         let update = CaseUpdate {
             org_id: ORG,

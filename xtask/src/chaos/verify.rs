@@ -1,7 +1,7 @@
 //! The end of a chaos run: every message on the topics against the readers' logged outcomes,
 //! every case and comment against the expected state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
-use thirdparty_core::{CaseApi, CaseField};
+use thirdparty_core::{CaseApi, CaseField, ConflictPolicy};
 
-use super::workload::{ORG, Workload};
+use super::workload::{ExpectedCase, ORG, Workload};
 use crate::scenario::Flavor;
 
 /// (topic, partition, offset).
@@ -31,9 +31,16 @@ pub struct Verdict {
     /// A field at a value it never should have held, a comment that should not exist (an echo),
     /// or a comment of the wrong kind.
     pub wrong_fields: u64,
-    /// Messages on the topics with no logged outcome that is applied, filtered with a reason, a
-    /// decoding failure, a discard or a rejection.
+    /// Messages on the topics with no logged outcome, or with one outside the message's
+    /// intended class (an echo must be dropped as a sync cycle, a truncated message must fail
+    /// to decode, a late transition must be out of order, a replay must not apply, ...), and
+    /// messages the workload produced that are not on the topics.
     pub unaccounted_messages: u64,
+    /// A change or comment of one site's item found on another site's case.
+    pub misrouted: u64,
+    /// A field edited on both sides that does not hold what its conflict policy implies, a
+    /// conflict where the policy allows none, or a `manual` conflict without its timeline entry.
+    pub diverged: u64,
     pub messages_on_topics: u64,
     /// Messages whose outcome was logged more than once (at-least-once replays).
     pub handled_more_than_once: u64,
@@ -41,6 +48,8 @@ pub struct Verdict {
     /// changelog).
     pub outcomes: BTreeMap<String, u64>,
     pub expected_comments: u64,
+    /// Conflict entries (`manual` policy) found on case timelines.
+    pub conflict_entries: u64,
     /// The first few mismatches, for the log.
     pub problems: Vec<String>,
 }
@@ -53,39 +62,71 @@ impl Verdict {
     }
 }
 
+/// What the Datadog-side editor wrote, per case id: its last value.
+pub type EditorValues = BTreeMap<String, Option<String>>;
+
 pub async fn verify(
     bootstrap: &str,
     dir: &Path,
     api: &GrpcCaseApi,
     workload: &Workload,
-    edits: &BTreeMap<String, Option<String>>,
+    edits: &EditorValues,
 ) -> Result<Verdict> {
     let mut verdict = Verdict::default();
     let bootstrap_owned = bootstrap.to_owned();
     let on_topics = tokio::task::spawn_blocking(move || scan(&bootstrap_owned)).await??;
     verdict.messages_on_topics = on_topics.len() as u64;
+    let produced = workload.messages.len() as u64;
+    if verdict.messages_on_topics != produced {
+        verdict.unaccounted_messages += produced.abs_diff(verdict.messages_on_topics);
+        verdict.problem(format!(
+            "{} messages on the topics, the workload produced {produced}",
+            verdict.messages_on_topics
+        ));
+    }
     let handled = read_outcomes(&dir.join("readers"))?;
-    for position in &on_topics {
-        match handled.get(position) {
-            None => {
+    // Per case: the outcomes of its messages (for the policy checks).
+    let mut per_case: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (position, index) in &on_topics {
+        let message = index.and_then(|i| workload.messages.get(i));
+        let Some(message) = message else {
+            verdict.unaccounted_messages += 1;
+            verdict.problem(format!("{position:?}: not a workload message"));
+            continue;
+        };
+        let Some(outcomes) = handled.get(position) else {
+            verdict.unaccounted_messages += 1;
+            verdict.problem(format!("{position:?}: no outcome logged"));
+            continue;
+        };
+        if outcomes.len() > 1 {
+            verdict.handled_more_than_once += 1;
+        }
+        for part in outcomes[0].split(',') {
+            *verdict.outcomes.entry(part.to_owned()).or_insert(0) += 1;
+        }
+        // The first handling must get the intended class; a redelivery (after a kill) may also
+        // find its change already applied or overtaken by the later ones applied meanwhile.
+        for (n, outcome) in outcomes.iter().enumerate() {
+            let redelivery = n > 0
+                && outcome
+                    .split(',')
+                    .all(|p| p == "filtered:duplicate_event" || p == "filtered:out_of_order_event");
+            if !accounted(outcome) || !(message.intent.admits(outcome) || redelivery) {
                 verdict.unaccounted_messages += 1;
-                verdict.problem(format!("{position:?}: no outcome logged"));
-            }
-            Some((outcome, times)) => {
-                if *times > 1 {
-                    verdict.handled_more_than_once += 1;
-                }
-                if !accounted(outcome) {
-                    verdict.unaccounted_messages += 1;
-                    verdict.problem(format!("{position:?}: outcome `{outcome}`"));
-                }
-                for part in outcome.split(',') {
-                    *verdict.outcomes.entry(part.to_owned()).or_insert(0) += 1;
-                }
+                verdict.problem(format!(
+                    "{position:?}: outcome `{outcome}` for a {:?} message of {}",
+                    message.intent, workload.cases[message.case].label
+                ));
+                break;
             }
         }
+        per_case
+            .entry(message.case)
+            .or_default()
+            .extend(outcomes.iter().cloned());
     }
-    compare_cases(api, workload, edits, &mut verdict).await?;
+    compare_cases(api, workload, edits, &per_case, &mut verdict).await?;
     Ok(verdict)
 }
 
@@ -98,8 +139,13 @@ fn accounted(outcome: &str) -> bool {
             }))
 }
 
-/// Every message position on both topics (read with a plain consumer from the beginning).
-fn scan(bootstrap: &str) -> Result<BTreeSet<Position>> {
+/// The header carrying a message's index in the workload.
+pub const INDEX_HEADER: &str = "chaos-index";
+
+/// Every message position on both topics, with the workload index from its header (read with
+/// a plain consumer from the beginning).
+fn scan(bootstrap: &str) -> Result<BTreeMap<Position, Option<usize>>> {
+    use rdkafka::message::Headers;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "chaos-verify")
@@ -121,7 +167,7 @@ fn scan(bootstrap: &str) -> Result<BTreeSet<Position>> {
         }
     }
     consumer.assign(&assignment)?;
-    let mut seen = BTreeSet::new();
+    let mut seen = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(180);
     while !remaining.is_empty() {
         if Instant::now() > deadline {
@@ -137,7 +183,15 @@ fn scan(bootstrap: &str) -> Result<BTreeSet<Position>> {
                     continue;
                 };
                 if message.offset() < high {
-                    seen.insert((key.0.clone(), key.1, message.offset()));
+                    let index = message.headers().and_then(|headers| {
+                        headers
+                            .iter()
+                            .find(|h| h.key == INDEX_HEADER)
+                            .and_then(|h| h.value)
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| v.parse().ok())
+                    });
+                    seen.insert((key.0.clone(), key.1, message.offset()), index);
                 }
                 if message.offset() + 1 >= high {
                     remaining.remove(&key);
@@ -148,9 +202,9 @@ fn scan(bootstrap: &str) -> Result<BTreeSet<Position>> {
     Ok(seen)
 }
 
-/// Every `message handled` line of every reader log: position -> (first outcome, times).
-fn read_outcomes(logs: &Path) -> Result<BTreeMap<Position, (String, u32)>> {
-    let mut handled: BTreeMap<Position, (String, u32)> = BTreeMap::new();
+/// Every `message handled` line of every reader log: position -> outcomes, oldest first.
+fn read_outcomes(logs: &Path) -> Result<BTreeMap<Position, Vec<String>>> {
+    let mut timed: BTreeMap<Position, Vec<(String, String)>> = BTreeMap::new();
     let mut files: Vec<_> = std::fs::read_dir(logs)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "log"))
@@ -173,11 +227,18 @@ fn read_outcomes(logs: &Path) -> Result<BTreeMap<Position, (String, u32)>> {
                 continue;
             };
             let position = (topic.to_owned(), partition as i32, offset);
-            handled
+            // RFC 3339 UTC timestamps of one clock: ordered as strings.
+            let at = entry["timestamp"].as_str().unwrap_or_default().to_owned();
+            timed
                 .entry(position)
-                .and_modify(|(_, times)| *times += 1)
-                .or_insert_with(|| (outcome.to_owned(), 1));
+                .or_default()
+                .push((at, outcome.to_owned()));
         }
+    }
+    let mut handled = BTreeMap::new();
+    for (position, mut outcomes) in timed {
+        outcomes.sort();
+        handled.insert(position, outcomes.into_iter().map(|(_, o)| o).collect());
     }
     Ok(handled)
 }
@@ -191,13 +252,49 @@ const FIELDS: [CaseField; 6] = [
     CaseField::DueDate,
 ];
 
+/// What a field edited on both sides must hold, by its policy (`docs/design.md`, "Conflicts
+/// and ordering"). The editor writes values the third party never uses, so after its first
+/// edit every third-party change of the field is inconsistent with the case:
+/// - a field with a `from` check (Jira priority) under `strict`, `converge` or `manual`, and a
+///   field without one (ServiceNow status) under `converge` or `manual`, keeps the editor's
+///   last value whatever the order;
+/// - otherwise (`third_party_wins`; `strict` without a `from` check) the last writer decides:
+///   the editor's last value if a person wrote it last, the third party's last value if the
+///   sync did.
+fn policy_value(
+    expected: &ExpectedCase,
+    field: CaseField,
+    editor: &Option<String>,
+    last_writer_is_person: bool,
+) -> Option<String> {
+    let has_from = expected.flavor == Flavor::Jira;
+    let protected = match expected.policy {
+        ConflictPolicy::Converge | ConflictPolicy::Manual => true,
+        ConflictPolicy::Strict => has_from,
+        ConflictPolicy::ThirdPartyWins => false,
+    };
+    if protected || last_writer_is_person {
+        editor.clone()
+    } else {
+        expected.fields.get(field)
+    }
+}
+
 async fn compare_cases(
     api: &impl CaseApi,
     workload: &Workload,
-    edits: &BTreeMap<String, Option<String>>,
+    edits: &EditorValues,
+    per_case: &BTreeMap<usize, Vec<String>>,
     verdict: &mut Verdict,
 ) -> Result<()> {
-    for expected in &workload.cases {
+    // Which case each comment marker and each written value belongs to.
+    let mut marker_owner: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, case) in workload.cases.iter().enumerate() {
+        for marker in case.comments.keys() {
+            marker_owner.insert(marker, i);
+        }
+    }
+    for (index, expected) in workload.cases.iter().enumerate() {
         let id = &expected.case_id;
         let Some(actual) = api
             .get_case(ORG, id)
@@ -208,20 +305,60 @@ async fn compare_cases(
             verdict.problem(format!("case {id} ({}) is gone", expected.label));
             continue;
         };
+        let outcomes = per_case.get(&index).map(Vec::as_slice).unwrap_or_default();
+        let conflicts = outcomes
+            .iter()
+            .flat_map(|o| o.split(','))
+            .filter(|p| *p == "filtered:state_conflict" || *p == "filtered:manual_conflict")
+            .count();
+        let editor = edits.get(id);
+        let conflicts_allowed =
+            editor.is_some() && expected.policy != ConflictPolicy::ThirdPartyWins;
+        if conflicts > 0 && !conflicts_allowed {
+            verdict.diverged += 1;
+            verdict.problem(format!(
+                "case {} ({}): {conflicts} conflicts where its policy allows none",
+                expected.label, expected.policy
+            ));
+        }
         for field in FIELDS {
-            let want = match edits.get(id) {
-                Some(edited) if expected.edited_in_datadog == Some(field) => edited.clone(),
-                _ => expected.fields.get(field),
-            };
             let have = actual.field_value(field);
+            if let (Some(editor), Some(edited)) = (editor, expected.edited_in_datadog)
+                && edited == field
+            {
+                let person_last = actual.edited_in_case(field);
+                let want = policy_value(expected, field, editor, person_last);
+                if want != have {
+                    verdict.diverged += 1;
+                    verdict.problem(format!(
+                        "case {} {field} ({}, {} wrote last): expected {want:?}, found {have:?}",
+                        expected.label,
+                        expected.policy,
+                        if person_last { "a person" } else { "the sync" }
+                    ));
+                }
+                continue;
+            }
+            let want = expected.fields.get(field);
             if want == have {
                 continue;
             }
+            let misrouted = have.as_ref().is_some_and(|v| {
+                !expected
+                    .produced
+                    .get(&field)
+                    .is_some_and(|own| own.contains(v))
+                    && workload.cases.iter().enumerate().any(|(other, c)| {
+                        other != index && c.produced.get(&field).is_some_and(|s| s.contains(v))
+                    })
+            }) && matches!(field, CaseField::Title | CaseField::Description);
             let lost = expected
                 .history
                 .get(&field)
                 .is_some_and(|earlier| earlier.contains(&have));
-            if lost {
+            if misrouted {
+                verdict.misrouted += 1;
+            } else if lost {
                 verdict.lost_updates += 1;
             } else {
                 verdict.wrong_fields += 1;
@@ -229,7 +366,13 @@ async fn compare_cases(
             verdict.problem(format!(
                 "case {} {field}: expected {want:?}, found {have:?}{}",
                 expected.label,
-                if lost { " (an earlier value)" } else { "" }
+                if misrouted {
+                    " (another site's value)"
+                } else if lost {
+                    " (an earlier value)"
+                } else {
+                    ""
+                }
             ));
         }
 
@@ -238,7 +381,15 @@ async fn compare_cases(
             .await
             .with_context(|| format!("listing the comments of {id}"))?;
         let mut found: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+        let mut entries = 0;
         for comment in &comments {
+            if comment
+                .idempotency_key
+                .starts_with(thirdparty_core::pipeline::CONFLICT_ENTRY_PREFIX)
+            {
+                entries += 1;
+                continue;
+            }
             let Some(marker) = marker(&comment.body) else {
                 verdict.wrong_fields += 1;
                 verdict.problem(format!(
@@ -249,6 +400,25 @@ async fn compare_cases(
             };
             let entry = found.entry(marker).or_insert((0, comment.is_work_note));
             entry.0 += 1;
+        }
+        verdict.conflict_entries += entries;
+        let manual_conflicts = outcomes
+            .iter()
+            .flat_map(|o| o.split(','))
+            .any(|p| p == "filtered:manual_conflict");
+        if entries > 0 && expected.policy != ConflictPolicy::Manual {
+            verdict.diverged += 1;
+            verdict.problem(format!(
+                "case {} ({}): {entries} conflict entries",
+                expected.label, expected.policy
+            ));
+        }
+        if manual_conflicts && entries == 0 {
+            verdict.diverged += 1;
+            verdict.problem(format!(
+                "case {}: a manual conflict without its timeline entry",
+                expected.label
+            ));
         }
         verdict.expected_comments += expected.comments.len() as u64;
         for (marker, work_note) in &expected.comments {
@@ -276,11 +446,21 @@ async fn compare_cases(
             }
         }
         for (marker, (count, _)) in found {
-            verdict.wrong_fields += count;
-            verdict.problem(format!(
-                "case {}: unexpected comment {marker} ({count}x)",
-                expected.label
-            ));
+            let owner = marker_owner.get(marker.as_str()).copied();
+            if owner.is_some_and(|o| o != index) {
+                verdict.misrouted += count;
+                verdict.problem(format!(
+                    "case {}: comment {marker} of {} ({count}x)",
+                    expected.label,
+                    workload.cases[owner.unwrap_or(index)].label
+                ));
+            } else {
+                verdict.wrong_fields += count;
+                verdict.problem(format!(
+                    "case {}: unexpected comment {marker} ({count}x)",
+                    expected.label
+                ));
+            }
         }
     }
     Ok(())
@@ -307,7 +487,7 @@ fn marker(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chaos::workload::{ExpectedCase, generate};
+    use crate::chaos::workload::generate;
     use thirdparty_core::testkit::InMemoryCaseApi;
     use thirdparty_core::{Author, Case, ExternalReference, NewComment};
     use time::macros::datetime;
@@ -331,7 +511,7 @@ mod tests {
                 created_at: datetime!(2025-01-01 0:00 UTC),
                 external_references: vec![ExternalReference::new(
                     "servicenow",
-                    "chaos",
+                    expected.site.clone(),
                     expected.reference.clone(),
                 )],
                 source_watermarks: Vec::new(),
@@ -368,19 +548,27 @@ mod tests {
     /// The comparison finds each kind of damage (and nothing on the expected state).
     #[tokio::test]
     async fn the_comparison_counts_lost_duplicated_and_wrong_effects() {
-        let workload = generate(3, 0, 6, 400);
+        let workload = generate(3, 0, 12, 800);
         let api = perfect(&workload.cases).await;
         let mut verdict = Verdict::default();
-        compare_cases(&api, &workload, &BTreeMap::new(), &mut verdict)
-            .await
-            .unwrap();
+        compare_cases(
+            &api,
+            &workload,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &mut verdict,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (
                 verdict.lost_updates,
                 verdict.duplicate_comments,
-                verdict.wrong_fields
+                verdict.wrong_fields,
+                verdict.misrouted,
+                verdict.diverged
             ),
-            (0, 0, 0),
+            (0, 0, 0, 0, 0),
             "{:?}",
             verdict.problems
         );
@@ -403,17 +591,43 @@ mod tests {
         let (marker, work_note) = case.comments.iter().next().unwrap();
         add(&api, case, marker, *work_note, "2").await;
         add(&api, case, "[echo-x-1]", false, "1").await;
+        // Its twin on the other instance (the same sysId) gets one of its comments.
+        let index = workload
+            .cases
+            .iter()
+            .position(|c| c.case_id == case.case_id)
+            .unwrap();
+        let twin = &workload.cases[index ^ 1];
+        assert_eq!(twin.reference, case.reference);
+        let (marker, work_note) = case.comments.iter().last().unwrap();
+        add(&api, twin, marker, *work_note, "9").await;
+        // An edited status that does not hold what the policy implies (converge: the editor's
+        // value), and a conflict on a case nobody edited.
+        let edited = workload
+            .cases
+            .iter()
+            .find(|c| c.edited_in_datadog.is_some() && c.policy == ConflictPolicy::Converge)
+            .unwrap();
+        let edits = BTreeMap::from([(edited.case_id.clone(), Some("ON_HOLD".to_owned()))]);
+        let other = workload
+            .cases
+            .iter()
+            .position(|c| c.edited_in_datadog.is_none())
+            .unwrap();
+        let per_case = BTreeMap::from([(other, vec!["filtered:state_conflict".to_owned()])]);
         let mut verdict = Verdict::default();
-        compare_cases(&api, &workload, &BTreeMap::new(), &mut verdict)
+        compare_cases(&api, &workload, &edits, &per_case, &mut verdict)
             .await
             .unwrap();
         assert_eq!(
             (
                 verdict.lost_updates,
                 verdict.duplicate_comments,
-                verdict.wrong_fields
+                verdict.wrong_fields,
+                verdict.misrouted,
+                verdict.diverged
             ),
-            (1, 1, 2),
+            (1, 1, 2, 1, 2),
             "{:?}",
             verdict.problems
         );
@@ -426,8 +640,8 @@ mod tests {
             Some("[sc-0000001-3]")
         );
         assert_eq!(
-            marker("[x] then [jc-CHS-1-2] body").as_deref(),
-            Some("[jc-CHS-1-2]")
+            marker("[x] then [jc-CHS-1-s0-2] body").as_deref(),
+            Some("[jc-CHS-1-s0-2]")
         );
         assert_eq!(marker("no marker"), None);
         assert!(accounted("applied,filtered:duplicate_event"));

@@ -5,15 +5,22 @@
 //! `to`), every ServiceNow incident its own clock; messages are keyed by issue or incident, so a
 //! case's messages share a partition and arrive in order. Mixed in: echoes of our own writes
 //! (must be dropped), verbatim replays of earlier messages (duplicates, out of order: dropped or
-//! idempotent), unsupported events (discarded) and truncated JSON (decoding failures). One case
-//! in five is also edited in "Datadog" during the run, on a field the third party never writes
-//! there, so the reader's writes race version conflicts; that field's expected value is what the
-//! editor last wrote.
+//! idempotent), unsupported events (discarded) and truncated JSON (decoding failures).
+//!
+//! What real traffic adds (`docs/design.md`, "References are scoped to their site" and
+//! "Conflicts and ordering"): the org syncs two Jira sites and two ServiceNow instances whose
+//! issue ids, comment ids and sysIds collide (case `2k` and `2k + 1` have the same ids on two
+//! sites); Jira status transitions are delivered out of order (B->C before A->B) or with A->B
+//! lost; ServiceNow state changes come several within one second. Cases are spread over four
+//! case projects per integration, one per conflict policy, and one case in five is also edited
+//! in "Datadog" during the run on a field the third party writes too (Jira priority, ServiceNow
+//! status), with values the third party never uses, so what the field must end at follows from
+//! the policy (see `verify.rs`). Every message carries the class of outcome it must get.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use thirdparty_core::CaseField;
+use thirdparty_core::{CaseField, ConflictPolicy};
 use time::{Date, Duration, OffsetDateTime, macros::datetime};
 
 use crate::scenario::{
@@ -22,16 +29,28 @@ use crate::scenario::{
 
 /// The chaos organization.
 pub const ORG: u64 = 424_242;
-/// Its Jira Cloud site.
-const JIRA_SITE: &str = "chaos.atlassian.net";
+/// Its two Jira Cloud sites (issue and comment ids collide between them).
+pub const JIRA_SITES: [&str; 2] = ["chaos.atlassian.net", "chaos-emea.atlassian.net"];
 /// Its Jira project (Jira's own id) and the one synced issue type.
 const JIRA_PROJECT: &str = "20000";
 const ISSUE_TYPE: &str = "10001";
-/// The case projects linked to Jira and to ServiceNow.
-const JIRA_CASE_PROJECT: &str = "7c4a0000-0000-4000-8000-000000000001";
-const SERVICENOW_CASE_PROJECT: &str = "7c4a0000-0000-4000-8000-000000000002";
-/// The ServiceNow instance.
-const INSTANCE: &str = "chaos";
+/// The case projects linked to Jira and to ServiceNow: one per conflict policy.
+fn case_project(flavor: Flavor, policy: ConflictPolicy) -> String {
+    let n = ConflictPolicy::ALL
+        .iter()
+        .position(|p| *p == policy)
+        .unwrap_or(0);
+    let base = match flavor {
+        Flavor::Jira => 0x10,
+        Flavor::ServiceNow => 0x20,
+    };
+    format!("7c4a0000-0000-4000-8000-0000000000{:02x}", base + n)
+}
+/// Its two ServiceNow instances (sysIds collide between them).
+pub const INSTANCES: [&str; 2] = ["chaos", "chaos-emea"];
+/// The values the Datadog-side editor writes: never written by the third party.
+pub const EDITOR_PRIORITIES: [&str; 2] = ["P5", "P0"];
+pub const EDITOR_STATUSES: [&str; 2] = ["ON_HOLD", "PENDING_CUSTOMER"];
 /// The sync accounts whose changes are echoes of our own writes.
 pub const JIRA_BOT: &str = "chaos-sync-bot";
 pub const SERVICENOW_BOT: &str = "datadog";
@@ -108,13 +127,67 @@ impl Rng {
     }
 }
 
+/// The class of outcome a message must get (every changelog of it, on any of its handlings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Intent {
+    /// A change by a person: applied, or filtered as a no-op, a replay of itself (at-least-once)
+    /// or a conflict its case's policy implies.
+    Change,
+    /// The earlier transition of a reordered pair, delivered second: `out_of_order_event`.
+    Late,
+    /// Our own write echoed back: `break_synchronization_cycle`.
+    Echo,
+    /// A verbatim replay of an earlier message: never applied.
+    Replay,
+    /// Truncated JSON: a decoding failure.
+    Undecodable,
+    /// An event type the integration does not handle: discarded.
+    Unsupported,
+}
+
+impl Intent {
+    /// Whether a logged outcome (`applied`, `filtered:<reason>,...`, `decode_failed`,
+    /// `discarded`) is of this class.
+    pub fn admits(self, outcome: &str) -> bool {
+        let parts = || outcome.split(',');
+        match self {
+            Intent::Undecodable => outcome == "decode_failed",
+            Intent::Unsupported => outcome == "discarded",
+            Intent::Echo => parts().all(|p| p == "filtered:break_synchronization_cycle"),
+            Intent::Late => parts().all(|p| p == "filtered:out_of_order_event"),
+            // A replay of anything: never applied (it may replay an undecodable or unsupported
+            // message).
+            Intent::Replay => {
+                matches!(outcome, "decode_failed" | "discarded")
+                    || (!outcome.is_empty() && parts().all(|p| p.starts_with("filtered:")))
+            }
+            Intent::Change => {
+                !outcome.is_empty()
+                    && parts().all(|p| {
+                        matches!(
+                            p,
+                            "applied"
+                                | "filtered:no_change"
+                                | "filtered:duplicate_event"
+                                | "filtered:state_conflict"
+                                | "filtered:manual_conflict"
+                        )
+                    })
+            }
+        }
+    }
+}
+
 /// One message to produce.
 #[derive(Debug, Clone)]
 pub struct Message {
     pub flavor: Flavor,
-    /// The issue or incident id (all of a case's messages share a partition).
+    /// The index of the case it is about, in `Workload::cases`.
+    pub case: usize,
+    /// The site and the issue or incident id (all of a case's messages share a partition).
     pub key: String,
     pub payload: Vec<u8>,
+    pub intent: Intent,
 }
 
 /// A case's fields as the sandbox returns them.
@@ -157,18 +230,26 @@ impl Fields {
 pub struct ExpectedCase {
     pub case_id: String,
     pub flavor: Flavor,
-    /// The issue key or incident sysId (for messages).
+    /// The issue key or incident sysId and the site (for messages).
     pub label: String,
+    /// The site of the linked item (Jira site, ServiceNow instance).
+    pub site: String,
     /// The external reference the case is linked by (issue id, incident sysId).
     pub reference: String,
+    /// The conflict policy of the case's project.
+    pub policy: ConflictPolicy,
     pub fields: Fields,
     /// Every value each field held before its last expected change (a field found at one of
     /// these lost an update; any other unexpected value is wrong).
     pub history: BTreeMap<CaseField, BTreeSet<Option<String>>>,
     /// The marker in each expected comment's body, and whether it is a work note.
     pub comments: BTreeMap<String, bool>,
-    /// The field edited in Datadog during the run (its expected value comes from the editor).
+    /// The field edited in Datadog during the run (its expected value follows from the policy,
+    /// the editor's writes and the third party's; see `verify.rs`).
     pub edited_in_datadog: Option<CaseField>,
+    /// Every value this case's own messages ever wrote per field (a value of another case's
+    /// found here was misrouted).
+    pub produced: BTreeMap<CaseField, BTreeSet<String>>,
 }
 
 impl ExpectedCase {
@@ -176,6 +257,9 @@ impl ExpectedCase {
         let old = self.fields.get(field);
         if old != value {
             self.history.entry(field).or_default().insert(old);
+        }
+        if let Some(v) = &value {
+            self.produced.entry(field).or_default().insert(v.clone());
         }
         self.fields.set(field, value);
     }
@@ -190,6 +274,10 @@ pub struct Workload {
     pub seed_json: String,
     /// Messages per kind (`jira:title`, `servicenow:echo`, ...).
     pub kinds: BTreeMap<String, u64>,
+    /// Groups of two or three ServiceNow state changes within one second.
+    pub same_second_changes: u64,
+    /// Jira transitions delivered out of order (pairs) or with the earlier one lost.
+    pub reordered_transitions: u64,
 }
 
 /// Generates `events` messages over `jira_cases` + `servicenow_cases` cases from `seed`.
@@ -199,8 +287,10 @@ pub fn generate(seed: u64, jira_cases: usize, servicenow_cases: usize, events: u
         messages: Vec::with_capacity(events),
         cases: Vec::new(),
         kinds: BTreeMap::new(),
-        next_comment_id: 700_000,
-        next_changelog_id: 900_000,
+        next_comment_id: [700_000; 2],
+        next_changelog_id: [900_000; 2],
+        same_second_changes: 0,
+        reordered_transitions: 0,
     };
     let mut issues: Vec<Issue> = (0..jira_cases).map(|i| g.new_issue(i)).collect();
     let mut incidents: Vec<Incident> = (0..servicenow_cases).map(|i| g.new_incident(i)).collect();
@@ -220,6 +310,8 @@ pub fn generate(seed: u64, jira_cases: usize, servicenow_cases: usize, events: u
         cases: g.cases,
         seed_json,
         kinds: g.kinds,
+        same_second_changes: g.same_second_changes,
+        reordered_transitions: g.reordered_transitions,
     }
 }
 
@@ -228,13 +320,18 @@ struct Generator {
     messages: Vec<Message>,
     cases: Vec<ExpectedCase>,
     kinds: BTreeMap<String, u64>,
-    next_comment_id: u64,
-    next_changelog_id: u64,
+    /// Per Jira site: comment and changelog ids are per-site sequences, so they collide.
+    next_comment_id: [u64; 2],
+    next_changelog_id: [u64; 2],
+    same_second_changes: u64,
+    reordered_transitions: u64,
 }
 
 /// A Jira issue as Jira sees it.
 struct Issue {
     case: usize,
+    /// Index into `JIRA_SITES`.
+    site: usize,
     id: String,
     key: String,
     title: String,
@@ -252,6 +349,8 @@ struct Issue {
 /// A ServiceNow incident.
 struct Incident {
     case: usize,
+    /// Index into `INSTANCES`.
+    site: usize,
     sys_id: String,
     state: usize,
     clock: OffsetDateTime,
@@ -274,22 +373,30 @@ fn initial_fields(title: String) -> Fields {
 
 impl Generator {
     fn new_issue(&mut self, i: usize) -> Issue {
-        let key = format!("CHS-{}", i + 1);
-        let title = format!("Chaos case {key}");
+        // Cases 2k and 2k + 1: the same issue id and key on the two sites.
+        let site = i % 2;
+        let n = i / 2;
+        let key = format!("CHS-{}", n + 1);
+        let title = format!("Chaos case {key} on {}", JIRA_SITES[site]);
         let edited = i.is_multiple_of(5);
+        let policy = ConflictPolicy::ALL[(i / 2) % ConflictPolicy::ALL.len()];
         self.cases.push(ExpectedCase {
             case_id: format!("7c4a0000-0000-4000-8000-{:012}", 100_000 + i),
             flavor: Flavor::Jira,
-            label: key.clone(),
-            reference: (300_000 + i).to_string(),
+            label: format!("{key}@{}", JIRA_SITES[site]),
+            site: JIRA_SITES[site].to_owned(),
+            reference: (300_000 + n).to_string(),
+            policy,
             fields: initial_fields(title.clone()),
             history: BTreeMap::new(),
             comments: BTreeMap::new(),
             edited_in_datadog: edited.then_some(CaseField::Priority),
+            produced: BTreeMap::new(),
         });
         Issue {
             case: self.cases.len() - 1,
-            id: (300_000 + i).to_string(),
+            site,
+            id: (300_000 + n).to_string(),
             key,
             title,
             description: String::new(),
@@ -304,20 +411,27 @@ impl Generator {
     }
 
     fn new_incident(&mut self, i: usize) -> Incident {
-        let sys_id = format!("c4a0{:028x}", 0x5eed_0000 + i);
+        // Cases 2k and 2k + 1: the same sysId on the two instances.
+        let site = i % 2;
+        let sys_id = format!("c4a0{:028x}", 0x5eed_0000 + i / 2);
         let edited = i.is_multiple_of(5);
+        let policy = ConflictPolicy::ALL[(i / 2) % ConflictPolicy::ALL.len()];
         self.cases.push(ExpectedCase {
             case_id: format!("7c4a0000-0000-4000-8000-{:012}", 200_000 + i),
             flavor: Flavor::ServiceNow,
-            label: sys_id.clone(),
+            label: format!("{sys_id}@{}", INSTANCES[site]),
+            site: INSTANCES[site].to_owned(),
             reference: sys_id.clone(),
+            policy,
             fields: initial_fields(format!("Chaos incident INC{:07}", 50_000 + i)),
             history: BTreeMap::new(),
             comments: BTreeMap::new(),
-            edited_in_datadog: edited.then_some(CaseField::Title),
+            edited_in_datadog: edited.then_some(CaseField::Status),
+            produced: BTreeMap::new(),
         });
         Incident {
             case: self.cases.len() - 1,
+            site,
             sys_id,
             state: 0,
             clock: START + Duration::minutes(i as i64),
@@ -326,15 +440,25 @@ impl Generator {
         }
     }
 
-    fn push(&mut self, flavor: Flavor, key: &str, kind: &str, payload: Vec<u8>) -> usize {
+    fn push(
+        &mut self,
+        flavor: Flavor,
+        case: usize,
+        key: &str,
+        kind: &str,
+        payload: Vec<u8>,
+        intent: Intent,
+    ) -> usize {
         *self
             .kinds
             .entry(format!("{}:{kind}", flavor.name()))
             .or_insert(0) += 1;
         self.messages.push(Message {
             flavor,
+            case,
             key: key.to_owned(),
             payload,
+            intent,
         });
         self.messages.len() - 1
     }
@@ -342,11 +466,13 @@ impl Generator {
     // ---- Jira -------------------------------------------------------------------------------
 
     fn jira_event(&mut self, issue: &mut Issue) {
-        const KINDS: [(&str, u32); 13] = [
+        const KINDS: [(&str, u32); 15] = [
             ("title", 13),
             ("description", 9),
             ("priority", 9),
-            ("status", 9),
+            ("status", 7),
+            ("reordered_status", 4),
+            ("lost_status", 2),
             ("assignee", 9),
             ("due_date", 9),
             ("several_fields", 6),
@@ -359,22 +485,63 @@ impl Generator {
         ];
         let weights: Vec<u32> = KINDS.iter().map(|(_, w)| *w).collect();
         let mut kind = KINDS[self.rng.weighted(&weights)].0;
+        let case_policy = self.cases[issue.case].policy;
         let no_priority = self.cases[issue.case].edited_in_datadog == Some(CaseField::Priority);
-        if kind == "priority" && no_priority {
-            kind = "title";
-        }
         if kind == "replay" && issue.past.is_empty() {
             kind = "comment";
+        }
+        // The strict policy keeps the original rule: a transition whose `from` is not the
+        // case's value is a state conflict, so reordered or lost transitions would leave the
+        // case behind for good. They are generated where the policy converges.
+        if matches!(kind, "reordered_status" | "lost_status")
+            && case_policy == ConflictPolicy::Strict
+        {
+            kind = "status";
         }
         issue.clock += Duration::seconds(1 + self.rng.below(20) as i64);
         issue.revision += 1;
         let human = self.rng.below(USERS.len());
+        let key = format!("{}:{}", JIRA_SITES[issue.site], issue.id);
+        let site = JIRA_SITES[issue.site];
         let index = match kind {
             "title" | "description" | "priority" | "status" | "assignee" | "due_date" => {
                 let item = self.jira_change(issue, kind);
                 let payload =
-                    self.issue_updated(issue, jira_user(USERS[human].1, human), vec![item]);
-                self.push(Flavor::Jira, &issue.id, kind, payload)
+                    self.issue_updated(issue, jira_user(site, USERS[human].1, human), vec![item]);
+                self.push(
+                    Flavor::Jira,
+                    issue.case,
+                    &key,
+                    kind,
+                    payload,
+                    Intent::Change,
+                )
+            }
+            "reordered_status" | "lost_status" => {
+                // A -> B at t1, then B -> C at t2; delivered B -> C first (and A -> B after it,
+                // or never).
+                let by = jira_user(site, USERS[human].1, human);
+                let first = self.jira_change(issue, "status");
+                let first = self.issue_updated(issue, by.clone(), vec![first]);
+                issue.clock += Duration::seconds(1 + self.rng.below(5) as i64);
+                issue.revision += 1;
+                let second = self.jira_change(issue, "status");
+                let second = self.issue_updated(issue, by, vec![second]);
+                self.reordered_transitions += 1;
+                let index = self.push(Flavor::Jira, issue.case, &key, kind, second, Intent::Change);
+                if kind == "reordered_status" {
+                    issue.past.push(index);
+                    self.push(
+                        Flavor::Jira,
+                        issue.case,
+                        &key,
+                        "late_status",
+                        first,
+                        Intent::Late,
+                    )
+                } else {
+                    index
+                }
             }
             "several_fields" => {
                 let mut fields = vec!["title", "description", "status", "due_date", "assignee"];
@@ -387,15 +554,24 @@ impl Generator {
                     let field = fields.remove(self.rng.below(fields.len()));
                     items.push(self.jira_change(issue, field));
                 }
-                let payload = self.issue_updated(issue, jira_user(USERS[human].1, human), items);
-                self.push(Flavor::Jira, &issue.id, kind, payload)
+                let payload =
+                    self.issue_updated(issue, jira_user(site, USERS[human].1, human), items);
+                self.push(
+                    Flavor::Jira,
+                    issue.case,
+                    &key,
+                    kind,
+                    payload,
+                    Intent::Change,
+                )
             }
             "comment" | "echo_comment" => {
                 let echo = kind == "echo_comment";
                 let marker = format!(
-                    "[{}jc-{}-{}]",
+                    "[{}jc-{}-s{}-{}]",
                     if echo { "echo-" } else { "" },
                     issue.key,
+                    issue.site,
                     issue.revision
                 );
                 let body = if echo {
@@ -410,12 +586,13 @@ impl Generator {
                     self.cases[issue.case].comments.insert(marker, false);
                 }
                 let author = if echo {
-                    jira_user(JIRA_BOT, 0)
+                    jira_user(site, JIRA_BOT, 0)
                 } else {
-                    jira_user(USERS[human].1, human)
+                    jira_user(site, USERS[human].1, human)
                 };
                 let payload = self.comment_created(issue, author, &body);
-                self.push(Flavor::Jira, &issue.id, kind, payload)
+                let intent = if echo { Intent::Echo } else { Intent::Change };
+                self.push(Flavor::Jira, issue.case, &key, kind, payload, intent)
             }
             "echo_title" => {
                 let item = text_item(
@@ -423,17 +600,24 @@ impl Generator {
                     &issue.title,
                     &format!("{} (edited in Datadog)", issue.title),
                 );
-                let payload = self.issue_updated(issue, jira_user(JIRA_BOT, 0), vec![item]);
-                self.push(Flavor::Jira, &issue.id, kind, payload)
+                let payload = self.issue_updated(issue, jira_user(site, JIRA_BOT, 0), vec![item]);
+                self.push(Flavor::Jira, issue.case, &key, kind, payload, Intent::Echo)
             }
             "replay" => {
                 let past = issue.past[self.rng.below(issue.past.len())];
                 let payload = self.messages[past].payload.clone();
-                self.push(Flavor::Jira, &issue.id, kind, payload)
+                self.push(
+                    Flavor::Jira,
+                    issue.case,
+                    &key,
+                    kind,
+                    payload,
+                    Intent::Replay,
+                )
             }
             "unsupported" => {
                 let payload = envelope(
-                    issue.clock,
+                    issue,
                     json!({
                         "timestamp": millis(issue.clock),
                         "webhookEvent": "worklog_created",
@@ -441,13 +625,27 @@ impl Generator {
                         "issue": issue_json(issue),
                     }),
                 );
-                self.push(Flavor::Jira, &issue.id, kind, payload)
+                self.push(
+                    Flavor::Jira,
+                    issue.case,
+                    &key,
+                    kind,
+                    payload,
+                    Intent::Unsupported,
+                )
             }
             _ => {
                 let mut payload =
-                    self.comment_created(issue, jira_user(USERS[human].1, human), "cut");
+                    self.comment_created(issue, jira_user(site, USERS[human].1, human), "cut");
                 payload.truncate(payload.len() / 2);
-                self.push(Flavor::Jira, &issue.id, "truncated", payload)
+                self.push(
+                    Flavor::Jira,
+                    issue.case,
+                    &key,
+                    "truncated",
+                    payload,
+                    Intent::Undecodable,
+                )
             }
         };
         if kind != "replay" {
@@ -460,7 +658,10 @@ impl Generator {
         let case = &mut self.cases[issue.case];
         match field {
             "title" => {
-                let new = format!("{} · revision {}", issue.key, issue.revision);
+                let new = format!(
+                    "{} on {} · revision {}",
+                    issue.key, JIRA_SITES[issue.site], issue.revision
+                );
                 let item = text_item("summary", &issue.title, &new);
                 case.change(CaseField::Title, Some(new.clone()));
                 issue.title = new;
@@ -468,9 +669,10 @@ impl Generator {
             }
             "description" => {
                 let new = format!(
-                    "Revision {} of {}.\n\n* impact: checkout\n* owner: team-{}",
+                    "Revision {} of {} on {}.\n\n* impact: checkout\n* owner: team-{}",
                     issue.revision,
                     issue.key,
+                    JIRA_SITES[issue.site],
                     issue.revision % 7
                 );
                 let item = text_item("description", &issue.description, &new);
@@ -479,9 +681,10 @@ impl Generator {
                 item
             }
             "priority" => {
-                let mut new = 1 + self.rng.below(5);
+                // Ids 1..=4 only: P5 (and P0) are the Datadog-side editor's values.
+                let mut new = 1 + self.rng.below(4);
                 if new == issue.priority {
-                    new = new % 5 + 1;
+                    new = new % 4 + 1;
                 }
                 let item = json!({"field": "priority", "fieldtype": "jira", "fieldId": "priority",
                     "from": issue.priority.to_string(), "fromString": PRIORITY_NAMES[issue.priority - 1],
@@ -541,30 +744,32 @@ impl Generator {
     }
 
     fn issue_updated(&mut self, issue: &Issue, by: Value, items: Vec<Value>) -> Vec<u8> {
-        self.next_changelog_id += 1;
+        self.next_changelog_id[issue.site] += 1;
+        let changelog_id = self.next_changelog_id[issue.site];
         envelope(
-            issue.clock,
+            issue,
             json!({
                 "timestamp": millis(issue.clock),
                 "webhookEvent": "jira:issue_updated",
                 "issue_event_type_name": "issue_generic",
                 "user": by,
                 "issue": issue_json(issue),
-                "changelog": {"id": self.next_changelog_id.to_string(), "items": items}
+                "changelog": {"id": changelog_id.to_string(), "items": items}
             }),
         )
     }
 
     fn comment_created(&mut self, issue: &Issue, by: Value, body: &str) -> Vec<u8> {
-        self.next_comment_id += 1;
-        let id = self.next_comment_id;
+        self.next_comment_id[issue.site] += 1;
+        let id = self.next_comment_id[issue.site];
+        let site = JIRA_SITES[issue.site];
         envelope(
-            issue.clock,
+            issue,
             json!({
                 "timestamp": millis(issue.clock),
                 "webhookEvent": "comment_created",
                 "comment": {
-                    "self": format!("https://{JIRA_SITE}/rest/api/2/issue/{}/comment/{id}", issue.id),
+                    "self": format!("https://{site}/rest/api/2/issue/{}/comment/{id}", issue.id),
                     "id": id.to_string(),
                     "author": by.clone(),
                     "body": body,
@@ -581,10 +786,11 @@ impl Generator {
     // ---- ServiceNow -------------------------------------------------------------------------
 
     fn servicenow_event(&mut self, incident: &mut Incident) {
-        const KINDS: [(&str, u32); 9] = [
+        const KINDS: [(&str, u32); 10] = [
             ("comment", 28),
             ("work_note", 20),
-            ("state", 18),
+            ("state", 14),
+            ("same_second_states", 6),
             ("comment_and_state", 10),
             ("comment_and_work_note", 7),
             ("echo", 6),
@@ -597,12 +803,19 @@ impl Generator {
         if kind == "replay" && incident.past.is_empty() {
             kind = "comment";
         }
-        // ServiceNow's `updatedAt` has second precision: one change per second at most.
+        // ServiceNow's `updatedAt` has second precision: one event per second, but for the
+        // same-second groups.
         incident.clock += Duration::seconds(1 + self.rng.below(20) as i64);
         incident.revision += 1;
         let human = self.rng.below(USERS.len());
         let case = incident.case;
-        let label = format!("{}-{}", &incident.sys_id[24..], incident.revision);
+        let key = format!("{}:{}", INSTANCES[incident.site], incident.sys_id);
+        let label = format!(
+            "{}-s{}-{}",
+            &incident.sys_id[24..],
+            incident.site,
+            incident.revision
+        );
         let mut data = serde_json::Map::new();
         let mut by = USERS[human].2;
         let add_comment = |data: &mut serde_json::Map<String, Value>,
@@ -652,7 +865,49 @@ impl Generator {
             "replay" => {
                 let past = incident.past[self.rng.below(incident.past.len())];
                 let payload = self.messages[past].payload.clone();
-                self.push(Flavor::ServiceNow, &incident.sys_id, kind, payload)
+                self.push(
+                    Flavor::ServiceNow,
+                    case,
+                    &key,
+                    kind,
+                    payload,
+                    Intent::Replay,
+                )
+            }
+            "same_second_states" => {
+                // Two or three state changes within one second, delivered in order: the last
+                // one wins (a replay check on the time alone would keep the first). Each state
+                // at most once per second: the same state twice in one second is the same
+                // bytes twice, which only a replay is.
+                let count = 2 + self.rng.below(2);
+                let mut last = 0;
+                let mut used = Vec::new();
+                for _ in 0..count {
+                    let mut new = (incident.state + 1 + self.rng.below(2)) % STATES.len();
+                    while used.contains(&new) {
+                        new = (new + 1) % STATES.len();
+                    }
+                    used.push(new);
+                    let payload = servicenow_event(
+                        "datadog_x_incident",
+                        incident,
+                        by,
+                        json!({"state": STATES[new].0}),
+                    );
+                    self.cases[case].change(CaseField::Status, Some(STATES[new].1.into()));
+                    incident.state = new;
+                    last = self.push(
+                        Flavor::ServiceNow,
+                        case,
+                        &key,
+                        kind,
+                        payload,
+                        Intent::Change,
+                    );
+                    incident.past.push(last);
+                }
+                self.same_second_changes += 1;
+                last
             }
             "unsupported" | "truncated" => {
                 let event_type = if kind == "unsupported" {
@@ -660,43 +915,41 @@ impl Generator {
                 } else {
                     "datadog_x_incident"
                 };
-                let mut payload = servicenow_event(
-                    event_type,
-                    &incident.sys_id,
-                    incident.clock,
-                    by,
-                    json!({"comment": "n/a"}),
-                );
-                if kind == "truncated" {
+                let mut payload =
+                    servicenow_event(event_type, incident, by, json!({"comment": "n/a"}));
+                let intent = if kind == "truncated" {
                     payload.truncate(payload.len() * 2 / 3);
-                }
-                self.push(Flavor::ServiceNow, &incident.sys_id, kind, payload)
+                    Intent::Undecodable
+                } else {
+                    Intent::Unsupported
+                };
+                self.push(Flavor::ServiceNow, case, &key, kind, payload, intent)
             }
             _ => {
-                let payload = servicenow_event(
-                    "datadog_x_incident",
-                    &incident.sys_id,
-                    incident.clock,
-                    by,
-                    Value::Object(data),
-                );
-                self.push(Flavor::ServiceNow, &incident.sys_id, kind, payload)
+                let payload =
+                    servicenow_event("datadog_x_incident", incident, by, Value::Object(data));
+                let intent = if kind == "echo" {
+                    Intent::Echo
+                } else {
+                    Intent::Change
+                };
+                self.push(Flavor::ServiceNow, case, &key, kind, payload, intent)
             }
         };
-        if kind != "replay" {
+        if kind != "replay" && kind != "same_second_states" {
             incident.past.push(index);
         }
     }
 }
 
-fn jira_user(account_id: &str, index: usize) -> Value {
+fn jira_user(site: &str, account_id: &str, index: usize) -> Value {
     let name = if account_id == JIRA_BOT {
         "Datadog Sync"
     } else {
         USER_NAMES[index]
     };
     json!({
-        "self": format!("https://{JIRA_SITE}/rest/api/2/user?accountId={account_id}"),
+        "self": format!("https://{site}/rest/api/2/user?accountId={account_id}"),
         "accountId": account_id,
         "displayName": name,
         "active": true,
@@ -708,7 +961,7 @@ fn jira_user(account_id: &str, index: usize) -> Value {
 fn issue_json(issue: &Issue) -> Value {
     json!({
         "id": issue.id,
-        "self": format!("https://{JIRA_SITE}/rest/api/2/issue/{}", issue.id),
+        "self": format!("https://{}/rest/api/2/issue/{}", JIRA_SITES[issue.site], issue.id),
         "key": issue.key,
         "fields": {
             "summary": issue.title,
@@ -718,35 +971,39 @@ fn issue_json(issue: &Issue) -> Value {
     })
 }
 
-/// The Kafka envelope around a chaos-org Jira webhook received one second after `at`.
-fn envelope(at: OffsetDateTime, webhook: Value) -> Vec<u8> {
-    jira_envelope(ORG, JIRA_SITE, at, webhook)
+/// The Kafka envelope around a chaos-org Jira webhook of `issue`'s site, received one second
+/// after the issue's clock.
+fn envelope(issue: &Issue, webhook: Value) -> Vec<u8> {
+    jira_envelope(ORG, JIRA_SITES[issue.site], issue.clock, webhook)
 }
 
-fn servicenow_event(
-    event_type: &str,
-    sys_id: &str,
-    at: OffsetDateTime,
-    by: &str,
-    data: Value,
-) -> Vec<u8> {
-    servicenow_message(event_type, ORG, sys_id, INSTANCE, &rfc3339(at), by, data)
+fn servicenow_event(event_type: &str, incident: &Incident, by: &str, data: Value) -> Vec<u8> {
+    servicenow_message(
+        event_type,
+        ORG,
+        &incident.sys_id,
+        INSTANCES[incident.site],
+        &rfc3339(incident.clock),
+        by,
+        data,
+    )
 }
 
-/// The sandbox seed for the chaos org: both projects, their sync metadata, the users and every
-/// case at its initial state.
+/// The sandbox seed for the chaos org: one case project per integration and conflict policy,
+/// the sync metadata of both sites of each integration, the users and every case at its
+/// initial state.
 fn seed_document(cases: &[ExpectedCase]) -> String {
-    let cases: Vec<Value> = cases
+    let case_docs: Vec<Value> = cases
         .iter()
         .map(|c| {
-            let (project, integration, site) = match c.flavor {
-                Flavor::Jira => (JIRA_CASE_PROJECT, "jira", JIRA_SITE),
-                Flavor::ServiceNow => (SERVICENOW_CASE_PROJECT, "servicenow", INSTANCE),
+            let integration = match c.flavor {
+                Flavor::Jira => "jira",
+                Flavor::ServiceNow => "servicenow",
             };
             json!({
                 "id": c.case_id,
                 "org_id": ORG,
-                "project_id": project,
+                "project_id": case_project(c.flavor, c.policy),
                 "version": 1,
                 "title": c.fields.title,
                 "description": "",
@@ -756,7 +1013,7 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
                 "due_date": null,
                 "created_at": "2025-01-15T09:00:00Z",
                 "external_references": [
-                    {"integration": integration, "site": site, "reference": c.reference}
+                    {"integration": integration, "site": c.site, "reference": c.reference}
                 ]
             })
         })
@@ -774,51 +1031,55 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
             })
         })
         .collect();
+    let mut settings = Vec::new();
+    for policy in ConflictPolicy::ALL {
+        settings.push(json!({
+            "org_id": ORG,
+            "project_id": case_project(Flavor::Jira, policy),
+            "integration": "jira",
+            "integration_enabled": true,
+            "project_sync_enabled": true,
+            "sync_type": "ST_BIDIRECTIONAL",
+            "field_sync": {"title": true, "description": true, "priority": true,
+                           "status": true, "assignee": true, "due_date": true},
+            "comment_sync_enabled": true,
+            "work_note_sync_enabled": false,
+            "value_mappings": {
+                "priority": {"1": "P1", "2": "P2", "3": "P3", "4": "P4", "5": "P5"},
+                "status": {"10000": "OPEN", "3": "IN_PROGRESS", "10001": "CLOSED"}
+            },
+            "custom_fields": {},
+            "start_syncing_from": "2025-01-01T00:00:00Z",
+            "conflict_policy": policy.as_str()
+        }));
+        settings.push(json!({
+            "org_id": ORG,
+            "project_id": case_project(Flavor::ServiceNow, policy),
+            "integration": "servicenow",
+            "integration_enabled": true,
+            "project_sync_enabled": true,
+            "sync_type": "ST_ONE_WAY_PULL",
+            "field_sync": {"status": true, "title": false},
+            "comment_sync_enabled": true,
+            "work_note_sync_enabled": true,
+            "value_mappings": {
+                "status": {"1": "OPEN", "2": "IN_PROGRESS", "3": "IN_PROGRESS",
+                           "6": "CLOSED", "7": "CLOSED"}
+            },
+            "custom_fields": {},
+            "start_syncing_from": "2025-01-01T00:00:00Z",
+            "conflict_policy": policy.as_str()
+        }));
+    }
     json!({
         "orgs": [{"id": ORG, "name": "Chaos Ltd"}],
-        "project_settings": [
-            {
-                "org_id": ORG,
-                "project_id": JIRA_CASE_PROJECT,
-                "integration": "jira",
-                "integration_enabled": true,
-                "project_sync_enabled": true,
-                "sync_type": "ST_BIDIRECTIONAL",
-                "field_sync": {"title": true, "description": true, "priority": true,
-                               "status": true, "assignee": true, "due_date": true},
-                "comment_sync_enabled": true,
-                "work_note_sync_enabled": false,
-                "value_mappings": {
-                    "priority": {"1": "P1", "2": "P2", "3": "P3", "4": "P4", "5": "P5"},
-                    "status": {"10000": "OPEN", "3": "IN_PROGRESS", "10001": "CLOSED"}
-                },
-                "custom_fields": {},
-                "start_syncing_from": "2025-01-01T00:00:00Z"
-            },
-            {
-                "org_id": ORG,
-                "project_id": SERVICENOW_CASE_PROJECT,
-                "integration": "servicenow",
-                "integration_enabled": true,
-                "project_sync_enabled": true,
-                "sync_type": "ST_ONE_WAY_PULL",
-                "field_sync": {"status": true, "title": false},
-                "comment_sync_enabled": true,
-                "work_note_sync_enabled": true,
-                "value_mappings": {
-                    "status": {"1": "OPEN", "2": "IN_PROGRESS", "3": "IN_PROGRESS",
-                               "6": "CLOSED", "7": "CLOSED"}
-                },
-                "custom_fields": {},
-                "start_syncing_from": "2025-01-01T00:00:00Z"
-            }
-        ],
+        "project_settings": settings,
         "sync_metadata": [
             {
                 "org_id": ORG,
                 "integration": "jira",
-                "project_id": JIRA_CASE_PROJECT,
-                "scope": {"account_id": [JIRA_SITE], "project_id": [JIRA_PROJECT],
+                "project_id": case_project(Flavor::Jira, ConflictPolicy::Converge),
+                "scope": {"account_id": JIRA_SITES, "project_id": [JIRA_PROJECT],
                           "issue_type_id": [ISSUE_TYPE]},
                 "custom_fields": {},
                 "own_user_ids": [JIRA_BOT]
@@ -826,13 +1087,13 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
             {
                 "org_id": ORG,
                 "integration": "servicenow",
-                "project_id": SERVICENOW_CASE_PROJECT,
-                "scope": {"instance_name": [INSTANCE]},
+                "project_id": case_project(Flavor::ServiceNow, ConflictPolicy::Converge),
+                "scope": {"instance_name": INSTANCES},
                 "own_user_ids": [SERVICENOW_BOT]
             }
         ],
         "users": users,
-        "cases": cases
+        "cases": case_docs
     })
     .to_string()
 }
@@ -853,8 +1114,19 @@ mod tests {
                 .zip(&b.messages)
                 .all(|(x, y)| x.payload == y.payload && x.key == y.key)
         );
-        assert!(a.kinds.len() >= 18, "{:?}", a.kinds);
+        assert!(a.kinds.len() >= 21, "{:?}", a.kinds);
         let comments: usize = a.cases.iter().map(|c| c.comments.len()).sum();
         assert!(comments > 500, "{comments}");
+        assert!(a.same_second_changes > 0 && a.reordered_transitions > 0);
+        // Twins: the same ids on two sites.
+        for pair in a.cases.chunks(2) {
+            assert_eq!(pair[0].reference, pair[1].reference);
+            assert_ne!(pair[0].site, pair[1].site);
+        }
+        let policies: BTreeSet<&str> = a.cases.iter().map(|c| c.policy.as_str()).collect();
+        assert_eq!(policies.len(), 4);
+        for m in &a.messages {
+            assert!(!m.key.is_empty());
+        }
     }
 }

@@ -738,7 +738,8 @@ pub fn expected_cases() -> Vec<CaseExpectation> {
             priority: Some("P2"),
             assignee: None,
             due_date: None,
-            version: 2,
+            // 1 + the state change + the no-op state change's recorded watermark.
+            version: 3,
             comments: 2,
         },
         CaseExpectation {

@@ -138,7 +138,7 @@ impl Filterer for JiraFilterer {
             let mapped = matching.iter().find_map(|e| custom_field(e, field_id));
             if let Some(field) = mapped {
                 tracing::debug!(
-                    field_id = %field_id,
+                    field_id = %thirdparty_core::error::truncate_for_log(field_id),
                     case_field = %field,
                     "custom field mapped by sync metadata"
                 );

@@ -1,6 +1,7 @@
 //! Applying a ServiceNow changelog that passed every filter.
 
 use async_trait::async_trait;
+use thirdparty_core::error::truncate_for_log;
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, CaseField, CaseUpdate, Changelog, ChangelogType, FieldChange,
     FilterReason, Fnv1a, NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter,
@@ -97,8 +98,8 @@ async fn update_status(
     api.update_case(&update).await?;
     tracing::info!(
         case_id = %case.id,
-        sys_id = %changelog.third_party_id,
-        state = code,
+        sys_id = %truncate_for_log(&changelog.third_party_id),
+        state = %truncate_for_log(code),
         status,
         "case status updated from ServiceNow"
     );
@@ -129,7 +130,7 @@ async fn add_comment(
     }
     tracing::info!(
         case_id = %case.id,
-        sys_id = %changelog.third_party_id,
+        sys_id = %truncate_for_log(&changelog.third_party_id),
         comment_id = %outcome.comment.id,
         is_work_note = changelog.is_work_note,
         "ServiceNow comment added to the case timeline"

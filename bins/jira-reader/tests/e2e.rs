@@ -647,6 +647,60 @@ async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twi
     }
 }
 
+/// A producer compressing with `codec` (librdkafka's `compression.type`).
+fn compressing_producer(bootstrap: &str, codec: &str) -> rdkafka::producer::FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "10000")
+        .set("compression.type", codec)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_compressed_with_each_codec_are_read() {
+    let env = Env::start(Broker::Embedded, 1).await;
+    let (reader, _) = env.reader("compressed", 0, &[]).await;
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    for (i, codec) in codecs.iter().enumerate() {
+        let p = compressing_producer(&env.kafka.bootstrap(), codec);
+        // A body long and repetitive enough that each codec actually compresses it.
+        let body = format!("[{codec}] {}", "the VPN drops every 5 minutes. ".repeat(40));
+        let comment_id = (30_000 + i).to_string();
+        let message = comment_created("10002", &comment_id, 1_717_236_000_000, &body);
+        produce(&p, TOPIC, Some(0), "PROJ-12", &message)
+            .await
+            .unwrap();
+    }
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let comments = env
+        .api()
+        .await
+        .list_comments(123456, CASE_10002)
+        .await
+        .unwrap();
+    for codec in codecs {
+        assert!(
+            comments
+                .iter()
+                .any(|c| c.body.starts_with(&format!("[{codec}] "))),
+            "the {codec} message was not applied: {comments:?}"
+        );
+    }
+    assert_eq!(
+        reader.terminate(Duration::from_secs(30)).await.unwrap(),
+        Some(0)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_each_decision_and_writes_nothing() {
     let env = Env::start(Broker::Embedded, 1).await;

@@ -182,12 +182,7 @@ impl Filterer for JiraFilterer {
                 if !settings.field_synced(field) {
                     return Some(FilterReason::FieldJiraBiSyncDisabled);
                 }
-                if let Some(reason) = case.ordering_reason(
-                    field,
-                    &changelog.item(),
-                    changelog.event_timestamp,
-                    &changelog.change_key(),
-                ) {
+                if let Some(reason) = case.changelog_ordering_reason(field, changelog) {
                     return Some(reason);
                 }
                 if field == CaseField::Assignee {

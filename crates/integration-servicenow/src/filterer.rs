@@ -165,12 +165,7 @@ fn filter_status(
     if !settings.field_synced(CaseField::Status) {
         return Some(FilterReason::FieldSyncDisabled);
     }
-    if let Some(reason) = case.ordering_reason(
-        CaseField::Status,
-        &changelog.item(),
-        changelog.event_timestamp,
-        &changelog.change_key(),
-    ) {
+    if let Some(reason) = case.changelog_ordering_reason(CaseField::Status, changelog) {
         return Some(reason);
     }
     let Some(code) = changelog.to_id.as_deref() else {

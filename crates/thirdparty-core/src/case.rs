@@ -151,6 +151,21 @@ impl Case {
         None
     }
 
+    /// [`Case::ordering_reason`] for a changelog's change of `field`: its item, source time and
+    /// change key.
+    pub fn changelog_ordering_reason(
+        &self,
+        field: CaseField,
+        changelog: &crate::Changelog,
+    ) -> Option<crate::FilterReason> {
+        self.ordering_reason(
+            field,
+            &changelog.item(),
+            changelog.event_timestamp,
+            &changelog.change_key(),
+        )
+    }
+
     /// Whether the last write of a field is a person's edit in the case-management system (so
     /// a person changed it after the sync last wrote it).
     pub fn edited_in_case(&self, field: CaseField) -> bool {

@@ -61,12 +61,7 @@ impl Filterer for ToyFilterer {
             return Some(FilterReason::IntegrationDisabled);
         }
         let field = changelog.changelog_type.case_field()?;
-        if let Some(reason) = case.ordering_reason(
-            field,
-            &changelog.item(),
-            changelog.event_timestamp,
-            &changelog.change_key(),
-        ) {
+        if let Some(reason) = case.changelog_ordering_reason(field, changelog) {
             return Some(reason);
         }
         if let Some(reason) = case.conflict_reason(field, settings.conflict_policy(field), None) {

@@ -797,7 +797,7 @@ const SAM: JiraUser = JiraUser {
     account_id: "712020:9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f",
     name: "Sam Rivera",
 };
-/// Our own sync user on Acme's site (`own_user_ids` of the seed's metadata).
+/// Our own sync user on Acme's site (`own_user_ids` of the demo seed's metadata).
 const DATADOG: JiraUser = JiraUser {
     account_id: "5b10ac8d82e05b22cc7d4ef5",
     name: "Datadog Case Management",

@@ -1,4 +1,4 @@
-//! The `servicenow-reader` command line: `decode` output against golden files (SPEC section 4, field
+//! The `servicenow-reader` command line: `decode` output against golden files (`docs/design.md`, "The changelog"; field
 //! for field), one-line errors, `validate-config`, and `explain` against the sandbox.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_servicenow-reader");
 
-/// Every key SPEC section 4 allows in a changelog.
-const SPEC_KEYS: &[&str] = &[
+/// Every key `docs/design.md` ("The changelog") allows in a changelog.
+const CHANGELOG_KEYS: &[&str] = &[
     "integration",
     "org_id",
     "changelog_type",
@@ -79,7 +79,7 @@ fn decode_prints_the_spec_changelog_for_every_fixture() {
         for changelog in &got {
             for key in changelog.as_object().unwrap().keys() {
                 assert!(
-                    SPEC_KEYS.contains(&key.as_str()),
+                    CHANGELOG_KEYS.contains(&key.as_str()),
                     "{name}: unexpected key {key}"
                 );
             }

@@ -1,4 +1,4 @@
-//! A [`CaseApi`] decorator caching project settings and sync metadata (the seed's
+//! A [`CaseApi`] decorator caching project settings and sync metadata (the
 //! `CacheSettingsClient`).
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct CacheConfig {
 }
 
 impl Default for CacheConfig {
-    /// The seed's 5-minute TTL and 10,000 entries.
+    /// A 5-minute TTL and 10,000 entries.
     fn default() -> Self {
         Self {
             ttl: DEFAULT_TTL,

@@ -174,7 +174,7 @@ pub fn classify_status(status: &Status, update: Option<&CaseUpdate>) -> CaseApiE
     };
     match status.code() {
         // ABORTED is a version mismatch only for a versioned write; on any other call it is a
-        // transient abort, retried like UNAVAILABLE (SPEC section 5).
+        // transient abort, retried like UNAVAILABLE (`docs/design.md`, "Error classes").
         Code::Aborted => match update {
             Some(u) => CaseApiError::VersionMismatch {
                 case_id: u.case_id.clone(),

@@ -1,4 +1,4 @@
-//! Decoding the Jira message envelope (SPEC section 3) into normalized changelogs.
+//! Decoding the Jira message envelope (`docs/design.md`, "Kafka messages") into normalized changelogs.
 //!
 //! The envelope carries the Jira Cloud or Jira Server webhook unchanged:
 //!
@@ -106,7 +106,7 @@ impl Decoder for JiraDecoder {
     }
 }
 
-// The parts of the envelope the decoder reads (SPEC section 3); every other key is skipped.
+// The parts of the envelope the decoder reads (`docs/design.md`, "Kafka messages"); every other key is skipped.
 json_object!(
     /// The Kafka message value.
     Envelope {

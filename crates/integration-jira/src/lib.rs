@@ -1,6 +1,6 @@
 //! The Jira integration: turns Jira Cloud and Jira Server webhooks into case changes.
 //!
-//! - [`JiraDecoder`]: the Jira message envelope (SPEC section 3) to normalized
+//! - [`JiraDecoder`]: the Jira message envelope (`docs/design.md`, "Kafka messages") to normalized
 //!   [`Changelog`](thirdparty_core::Changelog)s, one per changelog item or comment;
 //! - [`JiraFilterer`]: the pre-filter (sync cycles, the organization's `(account, project,
 //!   issue type)` sync metadata, custom fields) and the filter (sync switches, value mappings,

@@ -15,7 +15,7 @@ pub const INCIDENT_EVENT_TYPES: &[&str] = &["datadog_x_incident"];
 /// [`DecodeError::TooLarge`]. ServiceNow journal entries are far smaller.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
-/// Decodes a ServiceNow diff event (SPEC section 3) into changelogs (SPEC section 4).
+/// Decodes a ServiceNow diff event (`docs/design.md`, "Kafka messages") into changelogs ("The changelog").
 ///
 /// One event yields, in this order: a `create_comment` for `data.comment`, a `create_comment`
 /// with `is_work_note` for `data.workNote`, an `update_status` (`to_id` = the state code) for

@@ -8,7 +8,7 @@ use thirdparty_core::{
 
 use crate::METADATA_INSTANCE_NAME;
 
-/// The own-user names of [`ServiceNowFilterer::default`]: the seed's `datadog`.
+/// The own-user names of [`ServiceNowFilterer::default`]: `datadog` (`docs/design.md`, "Names operators key on").
 pub const DEFAULT_OWN_USER_NAMES: &[&str] = &["datadog"];
 
 /// The ServiceNow pre-filter and filter.

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use crate::case::{SyncMetadata, SyncSettings};
 use crate::clock::Clock;
 
-/// The default time a cached entry stays fresh (the seed's 5 minutes).
+/// The default time a cached entry stays fresh (5 minutes, `docs/design.md`, "Names operators key on").
 pub const DEFAULT_TTL: Duration = Duration::minutes(5);
 
 /// The default time a negative answer (no settings, no sync metadata) stays fresh: short, so a

@@ -671,9 +671,9 @@ impl SyncMetadata {
         match self.scope.get(key) {
             None => true,
             Some(allowed) if allowed.is_empty() => true,
-            Some(allowed) => value.is_some_and(|v| {
-                allowed.contains(v) || allowed.iter().any(|a| a.eq_ignore_ascii_case(v))
-            }),
+            Some(allowed) => {
+                value.is_some_and(|v| allowed.iter().any(|a| a.eq_ignore_ascii_case(v)))
+            }
         }
     }
 }

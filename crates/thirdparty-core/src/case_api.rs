@@ -68,7 +68,7 @@ pub trait CaseApi: Send + Sync + fmt::Debug {
     async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError>;
 }
 
-/// Wraps a [`CaseApi`] so every call runs in a span named as the seed names it (`get_case`,
+/// Wraps a [`CaseApi`] so every call runs in a span named as `docs/design.md` ("Names operators key on") names it (`get_case`,
 /// `get_settings`, `update_case`, `create_timeline_cell`, ...).
 #[derive(Debug)]
 pub struct Traced<A>(pub A);

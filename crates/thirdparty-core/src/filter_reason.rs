@@ -1,8 +1,9 @@
 //! The closed set of reasons a changelog is dropped instead of applied.
 //!
 //! Every name is stable: it is the `reason` tag of `dd.case_third_party_reader.{flavor}.filtered`
-//! and appears in `explain` output and logs. The first fourteen are spelled as the seed spells
-//! them. Adding a reason is a reviewed change: dashboards and alerts key on these names.
+//! and appears in `explain` output and logs. The first fourteen are the original service's
+//! names (`docs/design.md`, "Names operators key on"). Adding a reason is a reviewed change:
+//! dashboards and alerts key on these names.
 
 use std::fmt;
 

@@ -380,7 +380,7 @@ impl Pipeline {
                 }
                 Err(err @ CaseApiError::VersionMismatch { .. }) => {
                     // Dropping the change here would lose it (the chaos run caught exactly
-                    // that): count the lost race under the seed's reason, then let the retry
+                    // that): count the lost race under its fixed reason, then let the retry
                     // policy back off and handle the whole message again (what it already
                     // applied is then a duplicate).
                     self.telemetry

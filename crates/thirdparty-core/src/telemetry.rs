@@ -1,4 +1,4 @@
-//! Metric and span names (fixed by the seed) and the typed events that emit them.
+//! Metric and span names (fixed: `docs/design.md`, "Names operators key on") and the typed events that emit them.
 //!
 //! Every metric goes through the `metrics` facade; the runtime installs the DogStatsD and
 //! Prometheus exporters. Log lines never carry comment or description bodies, and repeat other
@@ -36,7 +36,7 @@ pub fn filtered_metric_name(flavor: &str) -> String {
     format!("dd.case_third_party_reader.{flavor}.filtered")
 }
 
-/// Span names, in the seed's hierarchy.
+/// Span names, in the hierarchy of `docs/design.md`.
 pub mod spans {
     /// Root span prefix: the root is `handler_{flavor}`.
     pub const HANDLER_PREFIX: &str = "handler_";

@@ -1,4 +1,4 @@
-//! The seed's span hierarchy. Alone in its test binary: tracing caches callsite interest per
+//! The span hierarchy of `docs/design.md` ("Names operators key on"). Alone in its test binary: tracing caches callsite interest per
 //! process, and a test running concurrently without a subscriber could hide spans from this one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

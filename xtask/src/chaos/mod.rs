@@ -828,8 +828,7 @@ async fn edit_in_datadog(
         let Some(field) = case.edited_in_datadog else {
             continue;
         };
-        let serial = edits.writes + 1;
-        let value = edit_once(&api, case, field, serial, &mut rng, &mut edits.conflicts).await;
+        let value = edit_once(&api, case, field, &mut edits.conflicts).await;
         edits.values.insert(case.case_id.clone(), value);
         edits.writes += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -843,8 +842,6 @@ async fn edit_once(
     api: &GrpcCaseApi,
     case: &ExpectedCase,
     field: CaseField,
-    serial: u64,
-    rng: &mut Rng,
     conflicts: &mut u64,
 ) -> Option<String> {
     let mut intended: Option<Option<String>> = None;
@@ -883,7 +880,6 @@ async fn edit_once(
                 (FieldChange::Status(value.clone()), Some(value))
             }
         };
-        let _ = (serial, &rng);
         intended = Some(value.clone());
         let update = CaseUpdate {
             org_id: ORG,

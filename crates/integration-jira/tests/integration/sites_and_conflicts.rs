@@ -170,7 +170,7 @@ async fn transitions_out_of_order_or_with_one_lost_converge_on_jiras_latest_valu
     );
     assert_eq!(api.case(CASE_A).unwrap().status, "CLOSED");
 
-    // A -> B lost: B -> C alone converges too; the seed's strict rule would leave it OPEN.
+    // A -> B lost: B -> C alone converges too; the strict rule would leave it OPEN.
     let api = Arc::new(two_sites().api());
     assert_eq!(
         decide(&api, &updated(SITE_A, "10001", t2, json!([b_to_c.clone()]))).await,

@@ -750,7 +750,7 @@ async fn bare_consumer(
     progress: tokio::sync::watch::Sender<u64>,
 ) -> Result<f64> {
     let config = kafka_config(bootstrap, topic, "bench-bare-consumer");
-    let consumer: StreamConsumer = reader_runtime::kafka::client_config(&config)
+    let consumer: StreamConsumer = reader_runtime::kafka::client_config(&config)?
         .create()
         .context("creating the bare consumer")?;
     consumer.subscribe(&[topic])?;

@@ -50,7 +50,9 @@ enum Command {
         /// The file to check (defaults to --config).
         file: Option<PathBuf>,
     },
-    /// Report the TLS crypto module; exit 0 only in a `fips` build whose module is in FIPS mode.
+    /// Report the TLS crypto modules; exit 0 only in a `fips` build whose Case API TLS module is
+    /// in FIPS mode and, when the config's Kafka protocol uses TLS, whose OpenSSL runs the FIPS
+    /// provider (exit 4 otherwise).
     FipsCheck,
 }
 
@@ -67,7 +69,8 @@ struct RunArgs {
     embedded_partitions: i32,
 }
 
-/// Exit code of a `fips` build whose TLS crypto module is not in FIPS mode.
+/// Exit code of a `fips` build whose TLS crypto module is not in FIPS mode, or whose Kafka TLS
+/// would not run on OpenSSL's FIPS provider.
 pub const EXIT_NOT_FIPS: u8 = 4;
 
 /// Runs a flavor's command line; returns the process exit code.
@@ -83,11 +86,28 @@ pub fn main<F: Flavor>() -> ExitCode {
     };
     if let Some(Command::FipsCheck) = cli.command {
         println!("{crypto}");
-        if crypto.fips_mode {
-            return ExitCode::SUCCESS;
+        if let Some(kafka_tls) = crate::kafka_security::kafka_tls_status() {
+            println!("{kafka_tls}");
         }
-        eprintln!("error: not a FIPS build (built without the `fips` feature)");
-        return ExitCode::FAILURE;
+        if !crypto.fips_mode {
+            eprintln!("error: not a FIPS build (built without the `fips` feature)");
+            return ExitCode::FAILURE;
+        }
+        let Some(path) = cli.config.as_deref() else {
+            return ExitCode::SUCCESS;
+        };
+        let config = match load::<F>(Some(path)) {
+            Ok(config) => config,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(err) = crate::kafka_security::check_fips(&config.kafka.security) {
+            eprintln!("error: {err}");
+            return ExitCode::from(EXIT_NOT_FIPS);
+        }
+        return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
@@ -267,6 +287,12 @@ async fn explain<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Resul
 async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<ExitCode> {
     telemetry::init_logging();
     let mut config = load::<F>(config_path)?;
+    // A `fips` build carries Kafka traffic over TLS only on OpenSSL's FIPS provider.
+    if let Err(err) = crate::kafka_security::check_fips(&config.kafka.security) {
+        tracing::error!(error = %err, "refusing to start");
+        eprintln!("error: {err}; refusing to start");
+        return Ok(ExitCode::from(EXIT_NOT_FIPS));
+    }
     if args.dry_run {
         config.pipeline.dry_run = true;
     }

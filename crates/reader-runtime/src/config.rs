@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use thirdparty_core::{SkipEntry, SkipList};
 use thiserror::Error;
 
+pub use crate::kafka_security::{KafkaSecurityConfig, SaslMechanism, SecurityProtocol};
+
 /// Prefix of environment overrides: `CTPR_KAFKA__BROKERS=host:9092` sets `kafka.brokers`.
 pub const ENV_PREFIX: &str = "CTPR_";
 
@@ -108,8 +110,11 @@ pub struct KafkaConfig {
     /// shuts down, in milliseconds. Below 25000 and below `health.stall_timeout_s`: a revoke
     /// drains on the poll thread, and `/live` fails when that thread has not polled for 30 s.
     pub drain_timeout_ms: u64,
-    /// Extra librdkafka properties, applied before the safety-critical ones (which win).
+    /// Extra librdkafka properties, applied before the safety-critical ones (which win); no
+    /// security key (`security.protocol`, `ssl.*`, `sasl.*`): those belong to `[kafka.security]`.
     pub properties: BTreeMap<String, String>,
+    /// TLS and SASL towards the brokers.
+    pub security: KafkaSecurityConfig,
 }
 
 impl Default for KafkaConfig {
@@ -122,6 +127,7 @@ impl Default for KafkaConfig {
             auto_commit_interval_ms: 5_000,
             drain_timeout_ms: 10_000,
             properties: BTreeMap::new(),
+            security: KafkaSecurityConfig::default(),
         }
     }
 }
@@ -333,7 +339,15 @@ impl<I> Config<I> {
                     "is set by the reader for at-least-once delivery and cannot be overridden",
                 ));
             }
+            if crate::kafka_security::is_security_key(key) {
+                return Err(invalid(
+                    &format!("kafka.properties.{key}"),
+                    "is a security setting: use [kafka.security], which the pass-through cannot \
+                     weaken",
+                ));
+            }
         }
+        k.security.validate()?;
         let endpoint = &self.case_api.endpoint;
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(invalid(

@@ -48,6 +48,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::client::OAuthToken;
 use rdkafka::{ClientContext, TopicPartitionList};
 use std::panic::AssertUnwindSafe;
 use thirdparty_core::{Decision, ErrorClass, MessageOutcome, MessagePosition, Payload, Pipeline};
@@ -58,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{KafkaConfig, RetryConfig};
 use crate::health::Health;
+use crate::kafka_security::{OAuthTokenFile, SecurityError};
 use crate::retry::{Handled, handle_with_retry};
 
 /// librdkafka keys the reader sets itself, after any user pass-through, for at-least-once
@@ -79,12 +81,14 @@ pub const SAFETY_KEYS: &[&str] = &[
 pub const STORES_OFFSETS_BEFORE_HANDLING: bool =
     cfg!(feature = "negative-control-store-before-handling");
 
-/// The client settings: user properties first, then the safety-critical keys (which win).
-pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+/// The client settings: user properties first, then the safety-critical keys and
+/// `[kafka.security]` (which win; reading its secret files can fail).
+pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig, SecurityError> {
     let mut config = ClientConfig::new();
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
+    kafka.security.apply(&mut config)?;
     config
         .set("bootstrap.servers", &kafka.brokers)
         .set("group.id", &kafka.group_id)
@@ -98,7 +102,7 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false")
         .set_log_level(RDKafkaLogLevel::Warning);
-    config
+    Ok(config)
 }
 
 /// Why the consumer stopped.
@@ -231,6 +235,8 @@ pub struct ReaderContext {
     registry: Registry,
     shared: Shared,
     drain_timeout: Duration,
+    /// The `OAUTHBEARER` token file, when `[kafka.security]` uses it.
+    oauth: Option<OAuthTokenFile>,
 }
 
 impl std::fmt::Debug for ReaderContext {
@@ -248,6 +254,24 @@ pub type ReaderConsumer = StreamConsumer<ReaderContext>;
 type PartitionQueue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<ReaderContext>;
 
 impl ClientContext for ReaderContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        let Some(source) = &self.oauth else {
+            return Err("kafka.security has no token_file for mechanism oauthbearer".into());
+        };
+        match source.token(std::time::SystemTime::now()) {
+            Ok(token) => Ok(token),
+            Err(err) => {
+                tracing::error!(error = %err, "kafka oauthbearer token unusable");
+                Err(err.into())
+            }
+        }
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         metrics::counter!("dd.case.kafka_consumer.client_error", "flavor" => self.shared.pipeline.config().flavor.clone())
             .increment(1);
@@ -689,6 +713,9 @@ pub enum StartError {
     /// The poll thread could not be spawned.
     #[error("cannot spawn the kafka poll thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// A `[kafka.security]` secret file cannot be used.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 /// A subscribed consumer with its partition tasks.
@@ -755,9 +782,17 @@ impl Reader {
                 store_offsets: !dry_run,
             },
             drain_timeout,
+            oauth: kafka.security.oauth_token_source(),
         };
+        tracing::info!(security = %kafka.security.describe(), brokers = %kafka.brokers, "kafka client");
+        if kafka.security.protocol.uses_tls() && !kafka.security.endpoint_identification {
+            tracing::warn!(
+                "kafka.security.endpoint_identification is off: a broker certificate for any \
+                 host signed by the CA is accepted"
+            );
+        }
         let consumer: Arc<ReaderConsumer> =
-            Arc::new(client_config(kafka).create_with_context(context)?);
+            Arc::new(client_config(kafka)?.create_with_context(context)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         if let Some(topic) = topic {
             consumer.subscribe(&[topic])?;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod flavor;
 pub mod health;
 pub mod kafka;
+pub mod kafka_security;
 pub mod retry;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

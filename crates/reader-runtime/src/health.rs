@@ -32,6 +32,9 @@ pub struct Health {
     assigned: AtomicUsize,
     case_api_serving: AtomicBool,
     stopping: AtomicBool,
+    /// The last Kafka client error before the group was joined (TLS or SASL refused, brokers
+    /// down), for `/ready` to say why it is not ready.
+    kafka_error: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -48,6 +51,7 @@ impl Health {
             assigned: AtomicUsize::new(0),
             case_api_serving: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            kafka_error: Mutex::new(None),
         }
     }
 
@@ -72,8 +76,19 @@ impl Health {
             .remove(&(topic.to_owned(), partition));
     }
 
+    /// The Kafka client reported an error (kept for `/ready` until the group is joined). A
+    /// `secondary` error (all brokers down, which follows every refused connection) does not
+    /// replace the error that says why.
+    pub fn kafka_error(&self, error: String, secondary: bool) {
+        let mut last = self.kafka_error.lock().unwrap_or_else(|e| e.into_inner());
+        if !secondary || last.is_none() {
+            *last = Some(error);
+        }
+    }
+
     /// A rebalance completed with this many partitions assigned to us.
     pub fn assigned(&self, count: usize) {
+        *self.kafka_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.joined_group.store(true, Ordering::Relaxed);
         self.assigned.store(count, Ordering::Relaxed);
     }
@@ -120,7 +135,11 @@ impl Health {
             return Err("shutting down".into());
         }
         if !self.joined_group.load(Ordering::Relaxed) {
-            return Err("no partition assignment yet".into());
+            let last = self.kafka_error.lock().unwrap_or_else(|e| e.into_inner());
+            return Err(match last.as_deref() {
+                Some(error) => format!("no partition assignment yet; last kafka error: {error}"),
+                None => "no partition assignment yet".into(),
+            });
         }
         if !self.case_api_serving.load(Ordering::Relaxed) {
             return Err("case api not serving".into());

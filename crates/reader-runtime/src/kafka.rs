@@ -42,13 +42,14 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use rdkafka::client::OAuthToken;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::client::OAuthToken;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 use std::panic::AssertUnwindSafe;
 use thirdparty_core::{Decision, ErrorClass, MessageOutcome, MessagePosition, Payload, Pipeline};
@@ -275,7 +276,27 @@ impl ClientContext for ReaderContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         metrics::counter!("dd.case.kafka_consumer.client_error", "flavor" => self.shared.pipeline.config().flavor.clone())
             .increment(1);
-        tracing::warn!(error = %error, reason, "kafka client error");
+        let reason = crate::kafka_security::redact_reason(reason);
+        let code = error.rdkafka_error_code();
+        self.shared.health.kafka_error(
+            format!("{error}: {reason}"),
+            code == Some(RDKafkaErrorCode::AllBrokersDown),
+        );
+        // A peer's TLS alert (no client certificate) arrives as a transport failure.
+        let tls = code == Some(RDKafkaErrorCode::SSL) || reason.contains("SSL routines");
+        match code {
+            _ if tls => tracing::error!(
+                error = %error, reason,
+                "kafka tls refused: check kafka.security.ca_file, the brokers' certificate names \
+                 (endpoint_identification) and, for mutual TLS, certificate_file and key_file"
+            ),
+            Some(RDKafkaErrorCode::Authentication) => tracing::error!(
+                error = %error, reason,
+                "kafka authentication refused: check kafka.security.mechanism, username and \
+                 password_file (or token_file)"
+            ),
+            _ => tracing::warn!(error = %error, reason, "kafka client error"),
+        }
     }
 }
 

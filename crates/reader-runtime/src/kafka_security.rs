@@ -154,6 +154,17 @@ pub fn is_security_key(key: &str) -> bool {
         || key.starts_with("https.")
 }
 
+/// A librdkafka error text as the reader logs it: librdkafka never puts a configured secret in
+/// one, but a text that quotes a `sasl.password` or `ssl.key.password` value is cut there.
+pub fn redact_reason(reason: &str) -> String {
+    for key in ["sasl.password", "ssl.key.password", "sasl.oauthbearer"] {
+        if let Some(at) = reason.find(key) {
+            return format!("{}{key}=[redacted]", &reason[..at]);
+        }
+    }
+    reason.to_owned()
+}
+
 /// A password or token: its `Debug` and `Display` print only that it is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -440,8 +451,12 @@ impl OAuthTokenFile {
     pub fn token(&self, now: SystemTime) -> Result<OAuthToken, SecurityError> {
         let token = read_secret("kafka.security.token_file", &self.path)?;
         let claims = jwt_claims(token.expose());
-        let now_ms = i64::try_from(now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
-            .unwrap_or(i64::MAX);
+        let now_ms = i64::try_from(
+            now.duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
         let reread = i64::try_from(OAUTH_TOKEN_REREAD.as_millis()).unwrap_or(i64::MAX);
         let mut lifetime_ms = now_ms.saturating_add(reread);
         if let Some(exp) = claims.as_ref().and_then(|c| c.exp) {
@@ -657,7 +672,10 @@ mod tests {
             config.get("ssl.endpoint.identification.algorithm"),
             Some("https")
         );
-        assert_eq!(config.get("enable.ssl.certificate.verification"), Some("true"));
+        assert_eq!(
+            config.get("enable.ssl.certificate.verification"),
+            Some("true")
+        );
         assert!(config.get("ssl.ca.location").unwrap().ends_with("ca.pem"));
         assert!(security.describe().contains("sasl_mechanism=SCRAM-SHA-512"));
         assert!(!format!("{security:?} {}", security.describe()).contains("hunter2"));
@@ -682,7 +700,12 @@ mod tests {
                 .unwrap()
                 .ends_with("client.pem")
         );
-        assert!(config.get("ssl.key.location").unwrap().ends_with("client.key"));
+        assert!(
+            config
+                .get("ssl.key.location")
+                .unwrap()
+                .ends_with("client.key")
+        );
         assert_eq!(config.get("ssl.key.password"), Some("pass-phrase"));
         assert_eq!(config.get("ssl.ca.location"), None);
     }
@@ -806,7 +829,10 @@ mod tests {
     #[test]
     fn secrets_print_as_redacted_and_errors_name_files_not_contents() {
         let secret = Secret("hunter2".into());
-        assert_eq!(format!("{secret:?} {secret}"), "Secret([redacted]) [redacted]");
+        assert_eq!(
+            format!("{secret:?} {secret}"),
+            "Secret([redacted]) [redacted]"
+        );
         let dir = dir();
         let err = read_secret("kafka.security.password_file", &file(&dir, "empty", "\n"))
             .unwrap_err()
@@ -878,14 +904,14 @@ mod tests {
         struct Doc {
             security: KafkaSecurityConfig,
         }
-        let doc: Doc = toml::from_str(
-            "[security]\nprotocol = \"SASL_SSL\"\nmechanism = \"SCRAM-SHA-256\"\n",
-        )
-        .unwrap();
+        let doc: Doc =
+            toml::from_str("[security]\nprotocol = \"SASL_SSL\"\nmechanism = \"SCRAM-SHA-256\"\n")
+                .unwrap();
         assert_eq!(doc.security.protocol, SecurityProtocol::SaslSsl);
         assert_eq!(doc.security.mechanism, Some(SaslMechanism::ScramSha256));
         let doc: Doc =
-            toml::from_str("[security]\nprotocol = \"ssl\"\nmechanism = \"oauthbearer\"\n").unwrap();
+            toml::from_str("[security]\nprotocol = \"ssl\"\nmechanism = \"oauthbearer\"\n")
+                .unwrap();
         assert_eq!(doc.security.mechanism, Some(SaslMechanism::Oauthbearer));
         assert!(toml::from_str::<Doc>("[security]\nprotocol = \"tls\"\n").is_err());
     }

@@ -19,6 +19,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
+mod secure;
+pub use secure::{Stunnel, TestPki, stunnel_binary, tls_client_props};
+
 /// librdkafka's mock cluster, in-process, listening on loopback.
 pub struct EmbeddedKafka {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -83,6 +86,10 @@ pub struct TansuBroker {
     child: Option<Child>,
     binary: std::path::PathBuf,
     port: u16,
+    /// The port clients are told to reconnect to (a TLS terminator's), when not `port`.
+    advertised_port: Option<u16>,
+    /// `--authentication`: clients must authenticate with SASL.
+    authentication: bool,
     storage: String,
     workdir: std::path::PathBuf,
 }
@@ -91,6 +98,17 @@ impl TansuBroker {
     /// Starts Tansu with `storage` (`memory://tansu/`, or `sqlite://tansu.db` relative to
     /// `workdir`) and waits until it accepts connections.
     pub async fn start(storage: &str, workdir: &Path) -> Result<Self> {
+        Self::start_with(storage, workdir, None, false).await
+    }
+
+    /// [`TansuBroker::start`], advertising `127.0.0.1:advertised_port` in metadata (a TLS
+    /// terminator in front of it) and, with `authentication`, requiring SASL.
+    pub async fn start_with(
+        storage: &str,
+        workdir: &Path,
+        advertised_port: Option<u16>,
+        authentication: bool,
+    ) -> Result<Self> {
         let binary = tansu_binary()
             .context("tansu is not installed: run `cargo xtask broker --install-only`")?;
         std::fs::create_dir_all(workdir)?;
@@ -98,6 +116,8 @@ impl TansuBroker {
             child: None,
             binary,
             port: free_port(),
+            advertised_port,
+            authentication,
             storage: storage.to_owned(),
             workdir: workdir.to_owned(),
         };
@@ -107,6 +127,10 @@ impl TansuBroker {
 
     async fn spawn(&mut self) -> Result<()> {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.advertised_port.unwrap_or(self.port)
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -115,8 +139,9 @@ impl TansuBroker {
             .arg("broker")
             .args(["--cluster-id", "case-third-party-reader"])
             .args(["--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
+            .args(["--advertised-listener-url", &advertised])
             .args(["--storage-engine", &self.storage])
+            .args(self.authentication.then_some("--authentication"))
             .current_dir(&self.workdir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -147,6 +172,16 @@ impl TansuBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The plaintext port Tansu listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The Tansu binary.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// Kills the broker and starts it again on the same port and storage.
     pub async fn restart(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -157,25 +192,39 @@ impl TansuBroker {
 
     /// Creates a topic through the Kafka admin API.
     pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()?;
-        let results = admin
-            .create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            )
-            .await?;
-        for result in results {
-            if let Err((name, code)) = result
-                && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
-            {
-                bail!("creating {name}: {code}");
-            }
-        }
-        Ok(())
+        create_topic_with(&self.bootstrap(), &[], topic, partitions).await
     }
+}
+
+/// Creates a topic through the Kafka admin API of `bootstrap`, with extra client properties
+/// (security settings).
+pub async fn create_topic_with(
+    bootstrap: &str,
+    props: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (key, value) in props {
+        config.set(key, value);
+    }
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config.create()?;
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    for result in results {
+        if let Err((name, code)) = result
+            && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
+            bail!("creating {name}: {code}");
+        }
+    }
+    Ok(())
 }
 
 /// The broker an end-to-end test runs against: the same tests run on both.
@@ -219,12 +268,20 @@ impl TestBroker {
 
 /// A producer to any cluster.
 pub fn producer(bootstrap: &str) -> Result<FutureProducer> {
-    ClientConfig::new()
+    producer_with(bootstrap, &[])
+}
+
+/// A producer with extra client properties (security settings).
+pub fn producer_with(bootstrap: &str, props: &[(String, String)]) -> Result<FutureProducer> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "10000")
-        .set("linger.ms", "0")
-        .create()
-        .context("creating a producer")
+        .set("linger.ms", "0");
+    for (key, value) in props {
+        config.set(key, value);
+    }
+    config.create().context("creating a producer")
 }
 
 /// Produces one message; returns its partition and offset.
@@ -253,13 +310,28 @@ pub async fn group_progress(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, (i64, i64)>> {
+    group_progress_with(bootstrap, &[], group, topic).await
+}
+
+/// [`group_progress`] with extra client properties (security settings).
+pub async fn group_progress_with(
+    bootstrap: &str,
+    props: &[(String, String)],
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>> {
     let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
+    let props = props.to_vec();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &bootstrap)
             .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .create()?;
+            .set("enable.auto.commit", "false");
+        for (key, value) in &props {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer = config.create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
         let partitions: Vec<i32> = metadata
             .topics()

@@ -738,6 +738,7 @@ fn kafka_config(bootstrap: &str, topic: &str, group: &str) -> KafkaConfig {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..Default::default()
     }
 }
 

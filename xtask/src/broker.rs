@@ -63,9 +63,40 @@ pub fn run(port: u16, storage: &str) -> Result<()> {
     Ok(())
 }
 
+/// stunnel, the TLS terminator of the Kafka security tests: Debian's `stunnel4`, installed with
+/// apt-get when missing.
+pub fn ensure_stunnel() -> Result<PathBuf> {
+    if let Some(path) = reader_runtime::testkit::stunnel_binary() {
+        return Ok(path);
+    }
+    eprintln!("installing stunnel4 (Debian package) for the kafka security tests");
+    crate::apt_install(&["stunnel4"])?;
+    reader_runtime::testkit::stunnel_binary().context("stunnel4 installed but not found on PATH")
+}
+
 /// Runs the end-to-end scenarios against Tansu (they start and stop their own broker).
 pub fn e2e(root: &std::path::Path) -> Result<()> {
     let tansu = ensure_tansu()?;
+    let stunnel = ensure_stunnel()?;
+    let status = crate::cargo_command()
+        .args([
+            "test",
+            "-p",
+            "jira-reader",
+            "--test",
+            "kafka_security",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("TANSU_BIN", &tansu)
+        .env("STUNNEL_BIN", &stunnel)
+        .current_dir(root)
+        .status()
+        .context("running the kafka security tests")?;
+    if !status.success() {
+        bail!("the kafka security tests on tansu and stunnel failed ({status})");
+    }
     let status = crate::cargo_command()
         .args([
             "test",

@@ -184,3 +184,34 @@ fn workspace_root() -> Result<&'static Path> {
         .parent()
         .context("xtask lives in the workspace")
 }
+
+/// Installs Debian packages (test tooling) with apt-get, through sudo when not root.
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let run = |args: &[&str]| -> Result<()> {
+        let mut command = if root {
+            Command::new(args[0])
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg(args[0]);
+            sudo
+        };
+        let status = command
+            .args(&args[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .with_context(|| format!("running {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("`{}` failed with {status}", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    run(&install)
+}

@@ -70,10 +70,10 @@ pub enum SaslMechanism {
     #[serde(alias = "PLAIN")]
     Plain,
     /// `SCRAM-SHA-256`: username and password, never sent as such.
-    #[serde(alias = "SCRAM-SHA-256")]
+    #[serde(rename = "scram-sha-256", alias = "SCRAM-SHA-256")]
     ScramSha256,
     /// `SCRAM-SHA-512`: username and password, never sent as such.
-    #[serde(alias = "SCRAM-SHA-512")]
+    #[serde(rename = "scram-sha-512", alias = "SCRAM-SHA-512")]
     ScramSha512,
     /// `OAUTHBEARER`: a bearer token read from `token_file` (re-read when it changes).
     #[serde(alias = "OAUTHBEARER")]
@@ -909,10 +909,17 @@ mod tests {
                 .unwrap();
         assert_eq!(doc.security.protocol, SecurityProtocol::SaslSsl);
         assert_eq!(doc.security.mechanism, Some(SaslMechanism::ScramSha256));
-        let doc: Doc =
-            toml::from_str("[security]\nprotocol = \"ssl\"\nmechanism = \"oauthbearer\"\n")
-                .unwrap();
-        assert_eq!(doc.security.mechanism, Some(SaslMechanism::Oauthbearer));
+        for (text, mechanism) in [
+            ("oauthbearer", SaslMechanism::Oauthbearer),
+            ("plain", SaslMechanism::Plain),
+            ("scram-sha-256", SaslMechanism::ScramSha256),
+            ("scram-sha-512", SaslMechanism::ScramSha512),
+            ("SCRAM-SHA-512", SaslMechanism::ScramSha512),
+        ] {
+            let doc: Doc =
+                toml::from_str(&format!("[security]\nmechanism = \"{text}\"\n")).unwrap();
+            assert_eq!(doc.security.mechanism, Some(mechanism), "{text}");
+        }
         assert!(toml::from_str::<Doc>("[security]\nprotocol = \"tls\"\n").is_err());
     }
 

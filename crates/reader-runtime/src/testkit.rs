@@ -182,6 +182,14 @@ impl TansuBroker {
         &self.binary
     }
 
+    /// Restarts the broker with SASL authentication required or not (Tansu 0.6.0 creates SCRAM
+    /// users only on a broker that does not require authentication, and keeps them only in
+    /// SQLite storage).
+    pub async fn restart_with_authentication(&mut self, authentication: bool) -> Result<()> {
+        self.authentication = authentication;
+        self.restart().await
+    }
+
     /// Kills the broker and starts it again on the same port and storage.
     pub async fn restart(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {

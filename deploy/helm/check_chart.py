@@ -6,6 +6,7 @@ naming the flavor, tenant and what was wrong.
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -129,11 +130,41 @@ def check_objects(objs, flavor, tenant, skip, reader_bin_dir):
         check(rule.get("ports") == [{"protocol": "TCP", "port": HEALTH_PORT}],
               f"NetworkPolicy ingress rule {rule}")
 
-    # The flavor binary itself accepts the rendered config.
+    # Kafka security: prod and gov on SASL_SSL (SCRAM-SHA-512 and the brokers' CA), every file
+    # from the read-only Secret mount, nothing secret in the environment.
+    security = config["kafka"].get("security", {})
+    if tenant in ("prod", "gov"):
+        check(security.get("protocol") == "sasl_ssl", f"{tenant} kafka protocol {security}")
+        check(security.get("mechanism") == "scram-sha-512", f"{tenant} mechanism {security}")
+        check(security.get("endpoint_identification", True) is True, "endpoint identification")
+        kafka_mount = mounts.get("kafka-credentials")
+        check(kafka_mount is not None and kafka_mount.get("readOnly") is True,
+              f"kafka credentials mount {kafka_mount}")
+        secret = volumes["kafka-credentials"].get("secret", {})
+        check(secret.get("secretName") == "case-third-party-reader-kafka",
+              f"kafka credentials volume {volumes['kafka-credentials']}")
+        for field in ("ca_file", "password_file"):
+            path = security.get(field, "")
+            check(path.startswith(kafka_mount["mountPath"] + "/"),
+                  f"kafka.security.{field} {path!r} not in the Secret mount")
+    else:
+        check(security.get("protocol", "plaintext") == "plaintext", f"{tenant} kafka {security}")
+    for env in container.get("env", []):
+        check(not env["name"].startswith("CTPR_KAFKA__SECURITY__"), f"env {env['name']}")
+        check(not any(w in env["name"].upper() for w in ("PASSWORD", "TOKEN", "SECRET")),
+              f"a secret-looking environment variable {env['name']}")
+
+    # The flavor binary itself accepts the rendered config; the files it names (mounted from
+    # Secrets in a pod) are stand-ins under a temporary root, since validate-config reads them.
     if reader_bin_dir:
-        with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
-            f.write(toml_text)
-            f.flush()
+        with tempfile.TemporaryDirectory() as root:
+            for path in {p for p in re.findall(r'"(/var/run/secrets/[^"]+)"', toml_text)}:
+                os.makedirs(os.path.dirname(root + path), exist_ok=True)
+                with open(root + path, "w") as stand_in:
+                    stand_in.write("stand-in\n")
+            local_toml = toml_text.replace('"/var/run/secrets/', f'"{root}/var/run/secrets/')
+            with open(os.path.join(root, "config.toml"), "w") as f:
+                f.write(local_toml)
             binary = os.path.join(reader_bin_dir, f"{flavor}-reader")
             # The file alone: CTPR_* variables would override it.
             env = {k: v for k, v in os.environ.items() if not k.startswith("CTPR_")}
@@ -141,6 +172,13 @@ def check_objects(objs, flavor, tenant, skip, reader_bin_dir):
                                   text=True, env=env)
             check(proc.returncode == 0 and proc.stdout.strip() == "ok",
                   f"{flavor}-reader validate-config: {proc.stdout}{proc.stderr}")
+            # Without the mounted files, the same config is refused, naming the field.
+            if security.get("password_file"):
+                os.remove(root + security["password_file"])
+                proc = subprocess.run([binary, "validate-config", f.name], capture_output=True,
+                                      text=True, env=env)
+                check(proc.returncode != 0 and "kafka.security.password_file" in proc.stdout,
+                      f"validate-config without the password file: {proc.stdout}")
     return dep
 
 
@@ -156,6 +194,8 @@ def main():
     ap.add_argument("--helm", required=True)
     ap.add_argument("--chart", required=True)
     ap.add_argument("--reader-bin-dir")
+    ap.add_argument("--write-configs", help="also write each rendered config.toml here, as "
+                    "<flavor>-<tenant>.toml (for the runtime image test)")
     args = ap.parse_args()
     chart = args.chart
     tenants = sorted(os.listdir(os.path.join(chart, "values", "tenants")))
@@ -167,8 +207,13 @@ def main():
             where = f"{flavor} x {tenant}"
             try:
                 helm(["lint", "--strict", chart, *value_files(chart, flavor, tenant)], args.helm)
-                dep = check_objects(render(args.helm, chart, flavor, tenant), flavor, tenant, [],
-                                    args.reader_bin_dir)
+                objs = render(args.helm, chart, flavor, tenant)
+                dep = check_objects(objs, flavor, tenant, [], args.reader_bin_dir)
+                if args.write_configs:
+                    os.makedirs(args.write_configs, exist_ok=True)
+                    out = os.path.join(args.write_configs, f"{flavor}-{tenant}.toml")
+                    with open(out, "w") as f:
+                        f.write(objs["ConfigMap"]["data"]["config.toml"])
                 # An operator skip list from values lands in the TOML, and does not roll the
                 # pods (the reader reloads it from the mounted file).
                 skip = [s.format(flavor=flavor) for s in SKIP]
@@ -191,13 +236,22 @@ def main():
         jira_gov = value_files(chart, "jira", "gov")
         must_fail(args.helm, chart, [*jira_gov, "--set", "image.name=casethirdpartyreader"],
                   "FIPS image", "gov on the standard image")
-        must_fail(args.helm, chart, [*value_files(chart, "jira", "prod"), "--set",
-                                     "terminationGracePeriodSeconds=12"],
+        jira_prod = value_files(chart, "jira", "prod")
+        must_fail(args.helm, chart, [*jira_prod, "--set", "terminationGracePeriodSeconds=12"],
                   "terminationGracePeriodSeconds", "grace period shorter than the drain")
+        must_fail(args.helm, chart, [*jira_prod, "--set", "kafkaSecurity.secretName="],
+                  "needs kafkaSecurity.secretName", "a SASL password without its Secret")
+        must_fail(args.helm, chart, [*jira_prod, "--set",
+                                     "config.kafka.security.password_file=/etc/kafka-password"],
+                  "must be under kafkaSecurity.mountPath", "a password file outside the mount")
+        must_fail(args.helm, chart, [*jira_prod, "--set", "extraEnv[0].name=CTPR_KAFKA__SECURITY__PROTOCOL",
+                                     "--set", "extraEnv[0].value=plaintext"],
+                  "not the environment", "kafka security from the environment")
     except Failed as e:
         print(f"FAIL refusals: {e}", file=sys.stderr)
         return 1
-    print("ok   refusals: no flavor, gov without the FIPS image, grace period below the drain")
+    print("ok   refusals: no flavor, gov without the FIPS image, grace period below the drain, "
+          "kafka secrets outside a mounted Secret or from the environment")
     return 0
 
 

@@ -44,4 +44,4 @@ fi
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
 
 exec python3 "$here/check_chart.py" --helm "$helm" --chart "$here/case-third-party-reader" \
-  --reader-bin-dir "$bin_dir"
+  --reader-bin-dir "$bin_dir" "$@"

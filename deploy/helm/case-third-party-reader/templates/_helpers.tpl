@@ -108,3 +108,28 @@ booleans and arrays of them), then sub-tables. Null values are left out. Args: p
 [skip]
 messages = {{ toJson (default (list) $skip.messages) }}
 {{- end -}}
+
+{{/*
+Kafka security: every secret file (SASL password, OAUTHBEARER token, TLS client key and its
+passphrase) must come from the mounted kafkaSecurity Secret, and no environment variable may
+set a [kafka.security] field (an override could point elsewhere or switch TLS off).
+*/}}
+{{- define "ctpr.checkKafkaSecurity" -}}
+{{- $sec := default (dict) .Values.config.kafka.security -}}
+{{- $mount := trimSuffix "/" .Values.kafkaSecurity.mountPath -}}
+{{- range $field := list "password_file" "token_file" "key_file" "key_password_file" -}}
+{{- with (get $sec $field) -}}
+{{- if not $.Values.kafkaSecurity.secretName -}}
+{{- fail (printf "config.kafka.security.%s needs kafkaSecurity.secretName: secrets are mounted from a Secret" $field) -}}
+{{- end -}}
+{{- if not (hasPrefix (printf "%s/" $mount) .) -}}
+{{- fail (printf "config.kafka.security.%s (%s) must be under kafkaSecurity.mountPath (%s)" $field . $mount) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if hasPrefix "CTPR_KAFKA__SECURITY__" (upper .name) -}}
+{{- fail (printf "extraEnv %s: set config.kafka.security in values, not the environment" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -579,6 +579,49 @@ mod tests {
     }
 
     #[test]
+    fn kafka_security_comes_from_the_file_or_the_environment_never_the_pass_through() {
+        let dir = std::env::temp_dir().join(format!("ctpr-config-security-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let password = dir.join("password");
+        std::fs::write(&password, "s3cret-kafka-password\n").unwrap();
+        let password_path = password.display().to_string();
+        let c: Config<Flavor> = Config::from_toml(
+            "[kafka.security]\nprotocol = \"sasl_ssl\"\n",
+            env(&[
+                ("CTPR_KAFKA__SECURITY__MECHANISM", "scram-sha-256"),
+                ("CTPR_KAFKA__SECURITY__USERNAME", "reader"),
+                ("CTPR_KAFKA__SECURITY__PASSWORD_FILE", &password_path),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.security.protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(c.kafka.security.mechanism, Some(SaslMechanism::ScramSha256));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the config holds file paths, not secrets"
+        );
+        let err = Config::<Flavor>::from_toml(
+            "[kafka.properties]\n\"sasl.password\" = \"x\"\n",
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("kafka.properties.sasl.password"), "{err}");
+        assert!(err.contains("[kafka.security]"), "{err}");
+        let err = Config::<Flavor>::from_toml(
+            "[kafka.security]\nprotocol = \"ssl\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("kafka.security.ca_file") && err.contains("/nonexistent/ca.pem"));
+        let err = Config::<Flavor>::from_toml("[kafka.security]\npassword = \"x\"\n", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `password`"), "{err}");
+    }
+
+    #[test]
     fn a_drain_must_end_before_liveness_gives_up() {
         // The poll-stall bound (30 s) less the headroom: 25 s.
         let drain = |ms: u64, stall_s: u64| {

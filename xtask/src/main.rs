@@ -4,10 +4,12 @@ mod bench;
 mod broker;
 mod chaos;
 mod demo;
+mod fips_provider;
 mod fuzz;
+mod image;
 mod scenario;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
@@ -88,6 +90,19 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Builds OpenSSL 3.0.8's FIPS provider (FIPS 140-2, CMVP #4282) from the openssl-src crate's
+    /// source (cached in ~/.cache) and writes fips.so, fipsmodule.cnf and an openssl.cnf that
+    /// puts librdkafka's TLS on it (use with OPENSSL_CONF and OPENSSL_MODULES).
+    FipsProvider {
+        /// Output directory (default: target/fips-provider in the workspace).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Tests the runtime images without a Docker engine: builds the Dockerfile's root file system
+    /// (mmdebstrap of bookworm with deploy/runtime-packages.txt; installed when missing) and runs
+    /// the release binaries in it with chroot: --version, validate-config on every Helm-rendered
+    /// config, fips-check (the FIPS image with OpenSSL's FIPS provider). Needs root.
+    ImageTest,
 }
 
 fn main() -> ExitCode {
@@ -139,6 +154,8 @@ fn run(command: Cmd) -> Result<()> {
             negative_control,
         } => chaos::run(workspace_root()?, quick, seed, negative_control),
         Cmd::Fuzz { seconds } => fuzz::run(workspace_root()?, seconds),
+        Cmd::FipsProvider { out } => fips_provider::run(workspace_root()?, out),
+        Cmd::ImageTest => image::image_test(workspace_root()?),
     }
 }
 
@@ -187,11 +204,7 @@ fn workspace_root() -> Result<&'static Path> {
 
 /// Installs Debian packages (test tooling) with apt-get, through sudo when not root.
 pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
+    let root = is_root();
     let run = |args: &[&str]| -> Result<()> {
         let mut command = if root {
             Command::new(args[0])
@@ -214,4 +227,27 @@ pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
     let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
     install.extend_from_slice(packages);
     run(&install)
+}
+
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The target directory cargo uses for the workspace (`$CARGO_TARGET_DIR`, else `target`).
+pub(crate) fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace.join(dir)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"))
 }

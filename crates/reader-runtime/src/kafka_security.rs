@@ -595,16 +595,20 @@ mod imp {
 
 #[cfg(feature = "fips")]
 mod imp {
-    use openssl::hash::{Hasher, MessageDigest};
-    use openssl::provider::Provider;
+    use openssl::md::Md;
 
     pub(super) fn status() -> Option<super::KafkaTlsStatus> {
+        // Loads openssl.cnf (`OPENSSL_CONF`) into the default library context, as librdkafka's
+        // own initialisation does.
         openssl::init();
-        // Loading "fips" again only takes a reference when openssl.cnf has activated it; it
-        // fails when no FIPS module is installed. Fallbacks stay as they are.
-        let fips_provider = Provider::try_load(None, "fips", true).is_ok();
-        // With `fips=yes` in the default properties, fetching MD5 fails.
-        let fips_default_properties = Hasher::new(MessageDigest::md5()).is_err();
+        // Fetching never loads a provider: SHA-256 from the provider named "fips" is found only
+        // when openssl.cnf has activated it. (Loading "fips" here, as `OSSL_PROVIDER_try_load`
+        // would, succeeds whenever openssl.cnf merely declares the module, even when it does not
+        // activate it, and so would report a provider librdkafka does not get.)
+        let fips_provider = Md::fetch(None, "SHA2-256", Some("provider=fips")).is_ok();
+        // With `fips=yes` in the default properties (or no provider but the FIPS one offering
+        // digests), a non-approved digest, MD5, cannot be fetched.
+        let fips_default_properties = Md::fetch(None, "MD5", None).is_err();
         Some(super::KafkaTlsStatus {
             openssl: openssl::version::version().to_owned(),
             fips_provider,

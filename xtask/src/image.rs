@@ -57,6 +57,10 @@ pub fn image_test(workspace: &Path) -> Result<()> {
         eprintln!("installing mmdebstrap (Debian package) for the image test");
         crate::apt_install(&["mmdebstrap"])?;
     }
+    if which("cmake").is_none() || which("go").is_none() {
+        eprintln!("installing cmake and golang (Debian packages) for the fips build's AWS-LC");
+        crate::apt_install(&["cmake", "golang"])?;
+    }
     let target = crate::target_dir(workspace);
     let work = target.join("image-test");
     std::fs::create_dir_all(&work)?;

@@ -113,7 +113,8 @@ pub fn image_test(workspace: &Path) -> Result<()> {
             "image-test: mmdebstrap {SUITE} with {}",
             packages.join(", ")
         );
-        let partial = tarball.with_extension("partial");
+        // mmdebstrap picks the format from the name: a `.tar` name, or it writes a directory.
+        let partial = tarball.with_extension("partial.tar");
         let mut mm = Command::new("mmdebstrap");
         mm.args(["--quiet", "--variant=minbase"])
             .arg(format!("--include={}", packages.join(",")))
@@ -146,11 +147,14 @@ pub fn image_test(workspace: &Path) -> Result<()> {
                     flavor.trim_end_matches("-reader")
                 ));
                 stand_in_secrets(&root, &config)?;
-                let inside = format!("/etc/case-third-party-reader/{tenant}.toml");
-                std::fs::create_dir_all(root.join("etc/case-third-party-reader"))?;
-                std::fs::copy(&config, root.join(inside.trim_start_matches('/')))?;
+                let in_image = format!("/etc/case-third-party-reader/{tenant}.toml");
+                let host = inside(&root, Path::new(&in_image));
+                if let Some(parent) = host.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::copy(&config, host)?;
                 let bin = format!("/usr/local/bin/{flavor}");
-                let out = in_root(&root, image, &[&bin, "validate-config", &inside])?;
+                let out = in_root(&root, image, &[&bin, "validate-config", &in_image])?;
                 expect(
                     out.status == Some(0) && out.stdout.trim() == "ok",
                     image,
@@ -158,7 +162,7 @@ pub fn image_test(workspace: &Path) -> Result<()> {
                     &format!("validate-config ({tenant})"),
                     &out,
                 )?;
-                let out = in_root(&root, image, &[&bin, "--config", &inside, "fips-check"])?;
+                let out = in_root(&root, image, &[&bin, "--config", &in_image, "fips-check"])?;
                 let want = match image {
                     Image::Standard => Some(1),
                     Image::Fips => Some(0),
@@ -182,7 +186,7 @@ pub fn image_test(workspace: &Path) -> Result<()> {
         "usr/lib/x86_64-linux-gnu/libssl.so.3",
         "lib/x86_64-linux-gnu/libssl.so.3",
     ] {
-        if std::fs::remove_file(broken.join(lib)).is_ok() {
+        if std::fs::remove_file(inside(&broken, Path::new(lib))).is_ok() {
             removed = true;
         }
     }
@@ -307,13 +311,41 @@ fn stand_in_secrets(root: &Path, config: &Path) -> Result<()> {
         .filter(|s| s.starts_with("/var/run/secrets/"))
         .collect();
     for path in paths {
-        let file = root.join(path.trim_start_matches('/'));
+        let file = inside(root, Path::new(path));
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&file, "stand-in\n")?;
     }
     Ok(())
+}
+
+/// `path` (absolute, as the image sees it) on the host, following the root's symlinks inside the
+/// root: the image's `/var/run` is a symlink to `/run`, which must not lead to the host's `/run`.
+fn inside(root: &Path, path: &Path) -> PathBuf {
+    let mut resolved = root.to_owned();
+    for (hops, component) in path.components().enumerate() {
+        let std::path::Component::Normal(name) = component else {
+            continue;
+        };
+        let next = resolved.join(name);
+        match std::fs::read_link(&next) {
+            Ok(target) if hops < 40 => {
+                resolved = if target.is_absolute() {
+                    inside(root, &target)
+                } else {
+                    inside(
+                        root,
+                        &Path::new("/")
+                            .join(resolved.strip_prefix(root).unwrap_or(Path::new("")))
+                            .join(target),
+                    )
+                };
+            }
+            _ => resolved = next,
+        }
+    }
+    resolved
 }
 
 #[derive(Debug)]
@@ -325,7 +357,9 @@ struct Output {
 
 /// Runs a command in the root as the image's user, with only the image's environment.
 fn in_root(root: &Path, image: Image, argv: &[&str]) -> Result<Output> {
-    let out = Command::new("chroot")
+    // Resolved on the host's PATH: the child's environment (and PATH) is the image's.
+    let chroot = which("chroot").context("chroot (coreutils) is not on PATH")?;
+    let out = Command::new(chroot)
         .arg(format!("--userspec={USER}"))
         .arg(root)
         .args(argv)

@@ -28,6 +28,8 @@ use crate::scenario::{self, Flavor, GROUP, Outcome, Step};
 const SEED: &str = "bins/case-api-sandbox/seed/demo.json";
 /// Partitions per topic.
 const PARTITIONS: i32 = 2;
+/// Where both readers also produce their decision records.
+const DECISIONS_TOPIC: &str = "case_third_party_reader_decisions";
 /// The longest wait for one message to be handled and committed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest wait for a process to become ready or to exit.
@@ -143,10 +145,11 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Result<()> {
-    let topics: Vec<(&str, i32)> = Flavor::ALL
+    let mut topics: Vec<(&str, i32)> = Flavor::ALL
         .iter()
         .map(|f| (f.topic(), PARTITIONS))
         .collect();
+    topics.push((DECISIONS_TOPIC, PARTITIONS));
     let broker = start_broker(kind, dir, &topics).await?;
     let bootstrap = broker.bootstrap();
     println!("Kafka ({}) on {bootstrap}", broker_name(&broker));
@@ -188,6 +191,7 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     let cases_ok = print_cases(root, &sandbox).await?;
 
     let stop_errors = stop(readers, sandbox).await;
+    let decisions = print_decisions(&bootstrap).await?;
     drop(broker);
 
     let mut problems = Vec::new();
@@ -202,6 +206,9 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     }
     if !cases_ok {
         problems.push("some cases are not in the expected state".to_owned());
+    }
+    if decisions == 0 {
+        problems.push(format!("no decision record reached {DECISIONS_TOPIC}"));
     }
     problems.extend(stop_errors);
     if !problems.is_empty() {
@@ -422,6 +429,9 @@ max_backoff_ms = 500
 
 [health]
 listen = "{health}"
+
+[decisions]
+topic = "{DECISIONS_TOPIC}"
 
 [integration]
 {integration}
@@ -738,4 +748,64 @@ fn seeded_users(seed: &Path) -> Result<BTreeMap<String, String>> {
             ))
         })
         .collect())
+}
+
+/// Reads the decisions topic (after the readers stopped, so every record is in) and prints how
+/// many records of each decision it holds, with one example; returns the count.
+async fn print_decisions(bootstrap: &str) -> Result<usize> {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let bootstrap = bootstrap.to_owned();
+    let records = tokio::task::spawn_blocking(move || -> Result<Vec<(String, String)>> {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "demo-decisions")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        // Its own assignment, from the start of every partition: no group to join.
+        let metadata = consumer.fetch_metadata(Some(DECISIONS_TOPIC), Duration::from_secs(10))?;
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for topic in metadata.topics() {
+            for partition in topic.partitions() {
+                assignment.add_partition_offset(
+                    DECISIONS_TOPIC,
+                    partition.id(),
+                    rdkafka::Offset::Beginning,
+                )?;
+            }
+        }
+        consumer.assign(&assignment)?;
+        let mut records = Vec::new();
+        let mut idle = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while idle.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message?;
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+                records.push((key, value));
+                idle = Instant::now();
+            }
+        }
+        Ok(records)
+    })
+    .await??;
+    let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, value) in &records {
+        let record: thirdparty_core::DecisionRecord =
+            serde_json::from_str(value).context("a decision record that does not parse")?;
+        *by_outcome.entry(record.outcome()).or_default() += 1;
+    }
+    println!(
+        "\nDecision records on {DECISIONS_TOPIC} (key org:integration:site:id): {}",
+        records.len()
+    );
+    for (outcome, count) in &by_outcome {
+        println!("  {count:>3}  {outcome}");
+    }
+    if let Some((key, value)) = records.first() {
+        println!("  e.g. {key} -> {value}");
+    }
+    Ok(records.len())
 }

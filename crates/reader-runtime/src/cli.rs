@@ -10,10 +10,13 @@ use anyhow::{Context, Result};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
 use clap::{Args, Parser, Subcommand};
 use rdkafka::mocking::MockCluster;
-use thirdparty_core::{Decision, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList};
+use thirdparty_core::{
+    Decision, DecisionSink, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::decisions::KafkaDecisionSink;
 use crate::flavor::{Flavor, Stages};
 use crate::health::{self, Health};
 use crate::kafka::{Reader, StopReason};
@@ -222,6 +225,7 @@ fn pipeline<F: Flavor>(
     config: &Config<F::Settings>,
     api: Arc<GrpcCaseApi>,
     skip_list: Arc<SkipList>,
+    decisions: Option<Arc<dyn DecisionSink>>,
 ) -> Pipeline {
     let Stages {
         decoder,
@@ -229,8 +233,11 @@ fn pipeline<F: Flavor>(
         processor,
     } = F::stages(&config.integration);
     let p = &config.pipeline;
-    Pipeline::builder(decoder, filterer, processor, api)
-        .skip_list(skip_list)
+    let mut builder = Pipeline::builder(decoder, filterer, processor, api).skip_list(skip_list);
+    if let Some(sink) = decisions {
+        builder = builder.decision_sink(sink);
+    }
+    builder
         .config(PipelineConfig {
             flavor: F::NAME.into(),
             max_conflict_retries: p.max_conflict_retries,
@@ -248,7 +255,7 @@ async fn explain<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Resul
     let config = load::<F>(config)?;
     let input = read_input(file)?;
     let api = Arc::new(case_api_client(&config.case_api)?);
-    let pipeline = pipeline::<F>(&config, api, Arc::default());
+    let pipeline = pipeline::<F>(&config, api, Arc::default(), None);
     let outcome = pipeline
         .explain(&Payload::new(input))
         .await
@@ -342,7 +349,20 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
     tokio::spawn(watch_case_api(api.clone(), health.clone(), stop.clone()));
 
     let skip_list = Arc::new(SkipList::new(config.skip.entries()?));
-    let pipeline = Arc::new(pipeline::<F>(&config, api, skip_list.clone()));
+    // A dry run's decisions are not the reader's: they stay out of the decisions topic.
+    let decisions = match (config.decisions.topic.is_empty(), config.pipeline.dry_run) {
+        (false, false) => Some(Arc::new(
+            KafkaDecisionSink::new(&config.kafka, &config.decisions, F::NAME)
+                .context("starting the decisions producer")?,
+        )),
+        _ => None,
+    };
+    let pipeline = Arc::new(pipeline::<F>(
+        &config,
+        api,
+        skip_list.clone(),
+        decisions.clone().map(|d| d as Arc<dyn DecisionSink>),
+    ));
     tokio::spawn(reload_skip_list::<F>(
         config_path.map(Path::to_owned),
         skip_list,
@@ -368,6 +388,9 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
     });
     let reason = reader.run(stop.clone()).await;
     stop.cancel();
+    if let Some(decisions) = decisions {
+        let _ = tokio::task::spawn_blocking(move || decisions.flush(Duration::from_secs(5))).await;
+    }
     let _ = health_server.await;
     match reason {
         StopReason::Requested => {

@@ -87,6 +87,9 @@ pub struct Config<I> {
     /// Operator skip list: messages to acknowledge without handling.
     #[serde(default)]
     pub skip: SkipConfig,
+    /// Decision records: the Kafka topic they also go to.
+    #[serde(default)]
+    pub decisions: crate::decisions::DecisionsConfig,
     /// The flavor's own settings.
     #[serde(default)]
     pub integration: I,
@@ -448,6 +451,7 @@ impl<I> Config<I> {
             ));
         }
         self.skip.entries()?;
+        self.decisions.validate()?;
         Ok(())
     }
 

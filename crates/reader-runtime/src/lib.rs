@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod decisions;
 pub mod flavor;
 pub mod health;
 pub mod kafka;

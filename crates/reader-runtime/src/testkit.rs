@@ -58,6 +58,14 @@ impl EmbeddedKafka {
             .create_topic(topic, partitions, 1)
             .with_context(|| format!("creating {topic}"))
     }
+
+    /// Makes every metadata answer about `topic` carry `error` (for example
+    /// `RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED`: nobody may write to it).
+    pub fn topic_error(&self, topic: &str, error: rdkafka::types::RDKafkaRespErr) -> Result<()> {
+        self.cluster
+            .topic_error(topic, error)
+            .with_context(|| format!("setting an error on {topic}"))
+    }
 }
 
 /// Where the Tansu binary is: `$TANSU_BIN`, else `tansu` in `~/.cargo/bin`, else on `PATH`.

@@ -14,6 +14,7 @@ pub mod case;
 pub mod case_api;
 pub mod changelog;
 pub mod clock;
+pub mod decision;
 pub mod decoder;
 pub mod error;
 pub mod filter_reason;
@@ -34,6 +35,7 @@ pub use case::{
 pub use case_api::CaseApi;
 pub use changelog::{Author, CaseField, Changelog, ChangelogType, Fnv1a, normalize_site};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{DecisionKind, DecisionRecord, DecisionSink};
 pub use decoder::Decoder;
 pub use error::{CaseApiError, DecodeError, ErrorClass, HandleError};
 pub use filter_reason::FilterReason;

@@ -18,6 +18,7 @@ use crate::case::{Case, CaseUpdate, ExternalReference, NewComment, SyncSettings,
 use crate::case_api::{CaseApi, Traced};
 use crate::changelog::Changelog;
 use crate::clock::{Clock, SystemClock};
+use crate::decision::{DecisionKind, DecisionRecord, DecisionSink};
 use crate::decoder::Decoder;
 use crate::error::{CaseApiError, ErrorClass, HandleError, truncate_for_log};
 use crate::filter_reason::FilterReason;
@@ -65,6 +66,8 @@ pub struct ChangelogReport {
     pub changelog: Changelog,
     /// What became of it.
     pub decision: Decision,
+    /// The case it was for, when one was found.
+    pub case_id: Option<String>,
 }
 
 /// What became of one message (every variant may be acknowledged).
@@ -125,6 +128,8 @@ pub struct Pipeline {
     clock: Arc<dyn Clock>,
     telemetry: Telemetry,
     config: PipelineConfig,
+    /// Where decision records go besides the log.
+    decisions: Option<Arc<dyn DecisionSink>>,
 }
 
 /// Builds a [`Pipeline`].
@@ -137,9 +142,16 @@ pub struct PipelineBuilder {
     skip_list: Arc<SkipList>,
     clock: Arc<dyn Clock>,
     config: PipelineConfig,
+    decisions: Option<Arc<dyn DecisionSink>>,
 }
 
 impl PipelineBuilder {
+    /// Also hands every decision record to `sink` (the decisions topic).
+    pub fn decision_sink(mut self, sink: Arc<dyn DecisionSink>) -> Self {
+        self.decisions = Some(sink);
+        self
+    }
+
     /// Uses this skip list (shared with whoever reloads it).
     pub fn skip_list(mut self, skip_list: Arc<SkipList>) -> Self {
         self.skip_list = skip_list;
@@ -182,6 +194,7 @@ impl PipelineBuilder {
             skip_list: self.skip_list,
             clock: self.clock,
             config: self.config,
+            decisions: self.decisions,
         }
     }
 }
@@ -203,6 +216,7 @@ impl Pipeline {
             skip_list: Arc::new(SkipList::default()),
             clock: Arc::new(SystemClock),
             config: PipelineConfig::new(flavor),
+            decisions: None,
         }
     }
 
@@ -261,17 +275,33 @@ impl Pipeline {
                 Ok(changelogs) => changelogs,
                 Err(err) => {
                     let err = HandleError::Decode(err);
-                    self.telemetry.decode_failed(&err);
+                    let record = DecisionRecord::for_message(
+                        self.decoder.integration(),
+                        payload.position.as_ref(),
+                        &err,
+                        self.clock.now(),
+                    );
+                    self.telemetry.decode_failed(&err, &record);
+                    self.publish(&record);
                     return Ok(MessageOutcome::Undecodable(err));
                 }
             };
             let mut reports = Vec::with_capacity(changelogs.len());
             for mut changelog in changelogs {
-                let decision = self.handle_changelog(&mut changelog, dry_run).await?;
-                self.record(&changelog, &decision);
+                let mut case_id = None;
+                let decision = self
+                    .handle_changelog(&mut changelog, dry_run, &mut case_id)
+                    .await?;
+                self.record(
+                    &changelog,
+                    &decision,
+                    payload.position.as_ref(),
+                    case_id.as_deref(),
+                );
                 reports.push(ChangelogReport {
                     changelog,
                     decision,
+                    case_id,
                 });
             }
             Ok(MessageOutcome::Handled(reports))
@@ -280,28 +310,64 @@ impl Pipeline {
         .await
     }
 
-    fn record(&self, changelog: &Changelog, decision: &Decision) {
+    /// Counts and logs a changelog's decision (one info line carrying the decision record), and
+    /// hands the record to the decision sink.
+    fn record(
+        &self,
+        changelog: &Changelog,
+        decision: &Decision,
+        position: Option<&MessagePosition>,
+        case_id: Option<&str>,
+    ) {
+        let now = self.clock.now();
+        let (kind, reason, error) = match decision {
+            Decision::Applied => (DecisionKind::Applied, None, None),
+            Decision::WouldApply => (DecisionKind::WouldApply, None, None),
+            Decision::Filtered(reason) => (DecisionKind::Filtered, Some(*reason), None),
+            Decision::Rejected(err) => (DecisionKind::Rejected, None, Some(err)),
+        };
+        let record =
+            DecisionRecord::for_changelog(changelog, position, case_id, kind, reason, error, now);
         match decision {
             Decision::Applied => {
-                let latency = self.clock.now() - changelog.event_timestamp;
-                self.telemetry
-                    .processed(changelog, latency.as_seconds_f64().max(0.0) * 1000.0);
+                let latency = now - changelog.event_timestamp;
+                self.telemetry.processed(
+                    changelog,
+                    latency.as_seconds_f64().max(0.0) * 1000.0,
+                    &record,
+                );
             }
             Decision::WouldApply => tracing::info!(
                 org_id = changelog.org_id,
                 changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
                 third_party_id = %truncate_for_log(&changelog.third_party_id),
+                third_party_key = record.third_party_key.as_deref().map(truncate_for_log).as_deref().unwrap_or(""),
+                site = %truncate_for_log(&changelog.site),
+                case_id = record.case_id.as_deref().unwrap_or(""),
+                decision = "would_apply",
                 "changelog would apply (dry run)"
             ),
-            Decision::Filtered(reason) => self.telemetry.filtered(changelog, *reason),
-            Decision::Rejected(err) => self.telemetry.rejected(changelog, err),
+            Decision::Filtered(reason) => {
+                self.telemetry.filtered(changelog, *reason, Some(&record))
+            }
+            Decision::Rejected(err) => self.telemetry.rejected(changelog, err, &record),
+        }
+        self.publish(&record);
+    }
+
+    fn publish(&self, record: &DecisionRecord) {
+        if let Some(sink) = &self.decisions {
+            sink.record(record);
         }
     }
 
+    /// Decides (and in a live run applies) one changelog; `case_id` is set to the case it was
+    /// for once one is found.
     async fn handle_changelog(
         &self,
         changelog: &mut Changelog,
         dry_run: bool,
+        case_id: &mut Option<String>,
     ) -> Result<Decision, HandleError> {
         let ctx = PreFilterContext::new(&self.metadata, &self.api, self.decoder.integration());
         let pre = self
@@ -317,7 +383,7 @@ impl Pipeline {
 
         let filter_span = tracing::info_span!("filter_third_party_changelog");
         let looked_up = self
-            .look_up(changelog)
+            .look_up(changelog, case_id)
             .instrument(filter_span.clone())
             .await;
         let (mut case, settings) = match looked_up {
@@ -383,8 +449,8 @@ impl Pipeline {
                     // that): count the lost race under its fixed reason, then let the retry
                     // policy back off and handle the whole message again (what it already
                     // applied is then a duplicate).
-                    self.telemetry
-                        .filtered(changelog, FilterReason::CaseVersionMismatch);
+                        self.telemetry
+                        .filtered(changelog, FilterReason::CaseVersionMismatch, None);
                     return settle(HandleError::api("update_case", err));
                 }
                 Err(err) => return settle(HandleError::api("process_changelog", err)),
@@ -463,10 +529,12 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Finds the case and its project's settings, or the reason there are none.
+    /// Finds the case (its id goes to `case_id`) and its project's settings, or the reason
+    /// there are none.
     async fn look_up(
         &self,
         changelog: &Changelog,
+        case_id: &mut Option<String>,
     ) -> Result<Result<(Case, Arc<SyncSettings>), FilterReason>, HandleError> {
         let lookup = match self.filterer.case_lookup(changelog) {
             Ok(lookup) => lookup,
@@ -475,6 +543,7 @@ impl Pipeline {
         let Some(case) = self.find_case(changelog, &lookup).await? else {
             return Ok(Err(FilterReason::NoCorrespondingCase));
         };
+        *case_id = Some(case.id.clone());
         let key = (
             changelog.org_id,
             case.project_id.clone(),

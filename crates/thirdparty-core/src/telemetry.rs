@@ -4,6 +4,7 @@
 //! Prometheus exporters. Log lines never carry comment or description bodies, and repeat other
 //! payload strings (ids, unsupported field ids) truncated.
 
+use crate::decision::DecisionRecord;
 use std::sync::Arc;
 
 use metrics::{counter, histogram};
@@ -87,7 +88,7 @@ impl Telemetry {
     }
 
     /// A changelog was applied `latency_ms` after its source event.
-    pub fn processed(&self, changelog: &Changelog, latency_ms: f64) {
+    pub fn processed(&self, changelog: &Changelog, latency_ms: f64, record: &DecisionRecord) {
         let org_id = changelog.org_id.to_string();
         let changelog_type = changelog.changelog_type.metric_tag();
         counter!(CHANGELOG_PROCESSED,
@@ -106,12 +107,23 @@ impl Telemetry {
             third_party_id = %truncate_for_log(&changelog.third_party_id),
             evt_timestamp = %rfc3339(changelog.event_timestamp),
             latency_ms,
+            third_party_key = %key_for_log(record),
+            site = %truncate_for_log(&changelog.site),
+            case_id = record.case_id.as_deref().unwrap_or(""),
+            position = %position_for_log(record),
+            decision = "applied",
             "changelog processed"
         );
     }
 
     /// A changelog was dropped for `reason`.
-    pub fn filtered(&self, changelog: &Changelog, reason: FilterReason) {
+    /// `record` is `None` for a count that is not a decision (a lost version race, retried).
+    pub fn filtered(
+        &self,
+        changelog: &Changelog,
+        reason: FilterReason,
+        record: Option<&DecisionRecord>,
+    ) {
         let org_id = changelog.org_id.to_string();
         counter!(self.filtered_name.clone(),
             "org_id" => org_id.clone(),
@@ -134,12 +146,17 @@ impl Telemetry {
             ),
             is_from_datadog = reason == FilterReason::BreakSynchronizationCycle,
             reason = reason.as_str(),
+            third_party_key = %record.map(key_for_log).unwrap_or_default(),
+            site = %truncate_for_log(&changelog.site),
+            case_id = record.and_then(|r| r.case_id.as_deref()).unwrap_or(""),
+            position = %record.map(position_for_log).unwrap_or_default(),
+            decision = if record.is_some() { "filtered" } else { "retried" },
             "changelog filtered"
         );
     }
 
     /// A changelog was rejected by a skip-class API error.
-    pub fn rejected(&self, changelog: &Changelog, error: &HandleError) {
+    pub fn rejected(&self, changelog: &Changelog, error: &HandleError, record: &DecisionRecord) {
         counter!(CHANGELOG_REJECTED,
             "flavor" => self.flavor.clone(),
             "changelog_type" => changelog.changelog_type.metric_tag(),
@@ -150,12 +167,18 @@ impl Telemetry {
             changelog_type = %truncate_for_log(&changelog.changelog_type.name()),
             third_party_id = %truncate_for_log(&changelog.third_party_id),
             error = %error,
+            third_party_key = %key_for_log(record),
+            site = %truncate_for_log(&changelog.site),
+            case_id = record.case_id.as_deref().unwrap_or(""),
+            position = %position_for_log(record),
+            decision = "rejected",
             "changelog rejected"
         );
     }
 
     /// A message could not be decoded (skip class) or was discarded (discard class).
-    pub fn decode_failed(&self, error: &HandleError) {
+    pub fn decode_failed(&self, error: &HandleError, record: &DecisionRecord) {
+        let position = position_for_log(record);
         match error.class() {
             crate::ErrorClass::Discard => {
                 counter!(DISCARDED, "flavor" => self.flavor.clone(), "error" => error.kind())
@@ -166,9 +189,9 @@ impl Telemetry {
                     error,
                     HandleError::Decode(crate::DecodeError::UnsupportedEvent(_))
                 ) {
-                    tracing::warn!(error = %error, class = "discard", "message discarded");
+                    tracing::warn!(error = %error, class = "discard", %position, decision = "discarded", "message discarded");
                 } else {
-                    tracing::error!(error = %error, class = "discard", "message discarded");
+                    tracing::error!(error = %error, class = "discard", %position, decision = "discarded", "message discarded");
                 }
             }
             _ => {
@@ -176,7 +199,7 @@ impl Telemetry {
                     .increment(1);
                 counter!(KAFKA_DECODE_ERROR, "flavor" => self.flavor.clone(), "error" => error.kind())
                     .increment(1);
-                tracing::warn!(error = %error, class = "skip", "message undecodable");
+                tracing::warn!(error = %error, class = "skip", %position, decision = "undecodable", "message undecodable");
             }
         }
     }
@@ -207,5 +230,22 @@ impl Telemetry {
             reason = FilterReason::SkippedByOperator.as_str(),
             "message skipped by operator"
         );
+    }
+}
+
+/// The record's third-party key, truncated for a log line.
+fn key_for_log(record: &DecisionRecord) -> String {
+    record
+        .third_party_key
+        .as_deref()
+        .map(|k| truncate_for_log(k).into_owned())
+        .unwrap_or_default()
+}
+
+/// `topic:partition:offset` of the record's message, or empty.
+fn position_for_log(record: &DecisionRecord) -> String {
+    match (&record.topic, record.partition, record.offset) {
+        (Some(topic), Some(partition), Some(offset)) => format!("{topic}:{partition}:{offset}"),
+        _ => String::new(),
     }
 }

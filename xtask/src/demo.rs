@@ -783,7 +783,8 @@ async fn print_decisions(bootstrap: &str) -> Result<usize> {
             if let Some(message) = consumer.poll(Duration::from_millis(200)) {
                 let message = message?;
                 let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-                let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+                let value =
+                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
                 records.push((key, value));
                 idle = Instant::now();
             }

@@ -142,7 +142,8 @@ fn read_decisions(bootstrap: &str, count: usize) -> Vec<(String, DecisionRecord)
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
             let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
-            let record: DecisionRecord = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            let record: DecisionRecord =
+                serde_json::from_slice(message.payload().unwrap()).unwrap();
             out.push((key, record));
         }
     }

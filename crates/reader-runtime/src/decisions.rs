@@ -88,8 +88,9 @@ impl ProducerContext for DeliveryCounter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => counter!(DECISION_RECORDS_PRODUCED, "flavor" => self.flavor.clone())
-                .increment(1),
+            Ok(_) => {
+                counter!(DECISION_RECORDS_PRODUCED, "flavor" => self.flavor.clone()).increment(1)
+            }
             Err((error, _)) => {
                 counter!(DECISION_RECORDS_DROPPED, "flavor" => self.flavor.clone(), "error" => "delivery")
                     .increment(1);

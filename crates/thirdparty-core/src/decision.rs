@@ -223,7 +223,10 @@ mod tests {
         assert!(!json.contains("secret body"), "{json}");
         assert!(json.contains(r#""third_party_key":"PROJ-12""#), "{json}");
         assert!(json.contains(r#""decision":"filtered""#), "{json}");
-        assert!(json.contains(r#""source_event_time":"2024-06-01T10:00:00Z""#), "{json}");
+        assert!(
+            json.contains(r#""source_event_time":"2024-06-01T10:00:00Z""#),
+            "{json}"
+        );
         let back: DecisionRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back, record);
     }

@@ -449,7 +449,7 @@ impl Pipeline {
                     // that): count the lost race under its fixed reason, then let the retry
                     // policy back off and handle the whole message again (what it already
                     // applied is then a duplicate).
-                        self.telemetry
+                    self.telemetry
                         .filtered(changelog, FilterReason::CaseVersionMismatch, None);
                     return settle(HandleError::api("update_case", err));
                 }

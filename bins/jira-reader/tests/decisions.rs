@@ -197,6 +197,31 @@ async fn every_decision_is_logged_with_key_and_case_and_produced_to_the_decision
         ),
         3.0
     );
+    // `why` finds an item's decisions in the topic, by key or id, on its site.
+    let config = env.dir.join("reader.toml");
+    let why = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
+            .arg("--config")
+            .arg(&config)
+            .arg("why")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = why(&["PROJ-10002", "--site", "ACME.atlassian.net"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("applied") && out.contains(CASE_10002), "{out}");
+    assert!(out.contains(&format!("{TOPIC}:0:0")), "{out}");
+    let (code, out) = why(&["77777"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("filtered (no_corresponding_case)"), "{out}");
+    let (code, out) = why(&["PROJ-10002", "--site", "other.atlassian.net"]);
+    assert_eq!(code, Some(1), "another site's item is another item: {out}");
+
     // The info line of each decision names the item, the case and the message.
     let log = env.log("reader");
     let line = log

@@ -48,6 +48,24 @@ enum Command {
         /// File holding the message value; stdin when absent.
         file: Option<PathBuf>,
     },
+    /// The recent decisions about one third-party item (from the decisions topic), newest
+    /// first: `why PROJ-12 --site acme.atlassian.net`.
+    Why {
+        /// The item's key (`PROJ-12`, `INC0010023`) or id (`10002`, a sys_id).
+        item: String,
+        /// Only this site (Jira site, ServiceNow instance).
+        #[arg(long)]
+        site: Option<String>,
+        /// Only this organization.
+        #[arg(long)]
+        org: Option<u64>,
+        /// How far back to read, in hours.
+        #[arg(long, default_value_t = 168)]
+        since_hours: u64,
+        /// At most this many records.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Load and check a config file; print `ok` or what is wrong.
     ValidateConfig {
         /// The file to check (defaults to --config).
@@ -135,6 +153,22 @@ pub fn main<F: Flavor>() -> ExitCode {
                 validate::<F>(file.as_deref().or(cli.config.as_deref()))
             }
             Some(Command::FipsCheck) => Ok(ExitCode::SUCCESS),
+            Some(Command::Why {
+                item,
+                site,
+                org,
+                since_hours,
+                limit,
+            }) => {
+                let query = crate::why::WhyQuery {
+                    item,
+                    site,
+                    org,
+                    since: Duration::from_secs(since_hours.saturating_mul(3600)),
+                    limit,
+                };
+                why::<F>(cli.config.as_deref(), query).await
+            }
         }
     });
     match result {
@@ -144,6 +178,21 @@ pub fn main<F: Flavor>() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn why<F: Flavor>(config: Option<&Path>, query: crate::why::WhyQuery) -> Result<ExitCode> {
+    let config = load::<F>(config)?;
+    let item = query.item.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        crate::why::find(&config.kafka, &config.decisions.topic, &query)
+    })
+    .await??;
+    if records.is_empty() {
+        println!("no decision about {item} in the decisions topic for that window");
+        return Ok(ExitCode::FAILURE);
+    }
+    print!("{}", crate::why::render(&records));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load<F: Flavor>(path: Option<&Path>) -> Result<Config<F::Settings>> {

@@ -15,6 +15,7 @@ pub mod retry;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod why;
 
 pub use cli::main;
 pub use config::Config;

@@ -135,7 +135,13 @@ pub fn image_test(workspace: &Path) -> Result<()> {
                 image,
                 &[&format!("/usr/local/bin/{flavor}"), "--version"],
             )?;
-            expect(out.status == Some(0), image, flavor, "--version", &out)?;
+            expect(
+                out.status == Some(0) && out.stdout.starts_with(&format!("{flavor} ")),
+                image,
+                flavor,
+                "--version",
+                &out,
+            )?;
             report.push(format!(
                 "{}: {flavor} --version: {}",
                 image.name(),

@@ -136,3 +136,15 @@ fn validate_config_prints_ok_or_names_the_field() {
             .contains("own_acount_ids")
     );
 }
+
+#[test]
+fn version_and_usage_name_the_flavor_binary() {
+    let out = run(&["--version"], None);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("jira-reader {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["--help"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: jira-reader"));
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rdkafka::mocking::MockCluster;
 use thirdparty_core::{
     Decision, DecisionSink, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList,
@@ -94,9 +94,25 @@ struct RunArgs {
 /// would not run on OpenSSL's FIPS provider.
 pub const EXIT_NOT_FIPS: u8 = 4;
 
+/// The command line, named for the flavor's binary (`jira-reader 0.1.0` for `--version`, and in
+/// usage lines) rather than for this crate.
+fn parse_cli<F: Flavor>() -> Cli {
+    // One name per process, for clap's `&'static str`.
+    let binary: &'static str = Box::leak(format!("{}-reader", F::NAME).into_boxed_str());
+    let matches = Cli::command()
+        .name(binary)
+        .bin_name(binary)
+        .version(env!("CARGO_PKG_VERSION"))
+        .get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    }
+}
+
 /// Runs a flavor's command line; returns the process exit code.
 pub fn main<F: Flavor>() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli::<F>();
     // Before anything can open a connection: a `fips` build runs on the FIPS module or not at all.
     let crypto = match case_api::crypto::init() {
         Ok(status) => status,

@@ -753,49 +753,16 @@ fn seeded_users(seed: &Path) -> Result<BTreeMap<String, String>> {
 /// Reads the decisions topic (after the readers stopped, so every record is in) and prints how
 /// many records of each decision it holds, with one example; returns the count.
 async fn print_decisions(bootstrap: &str) -> Result<usize> {
-    use rdkafka::Message as _;
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    let bootstrap = bootstrap.to_owned();
-    let records = tokio::task::spawn_blocking(move || -> Result<Vec<(String, String)>> {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "demo-decisions")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        // Its own assignment, from the start of every partition: no group to join.
-        let metadata = consumer.fetch_metadata(Some(DECISIONS_TOPIC), Duration::from_secs(10))?;
-        let mut assignment = rdkafka::TopicPartitionList::new();
-        for topic in metadata.topics() {
-            for partition in topic.partitions() {
-                assignment.add_partition_offset(
-                    DECISIONS_TOPIC,
-                    partition.id(),
-                    rdkafka::Offset::Beginning,
-                )?;
-            }
-        }
-        consumer.assign(&assignment)?;
-        let mut records = Vec::new();
-        let mut idle = Instant::now();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while idle.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
-            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-                let message = message?;
-                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-                let value =
-                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
-                records.push((key, value));
-                idle = Instant::now();
-            }
-        }
-        Ok(records)
+    let kafka = reader_runtime::config::KafkaConfig {
+        brokers: bootstrap.to_owned(),
+        ..Default::default()
+    };
+    let records = tokio::task::spawn_blocking(move || {
+        reader_runtime::why::read(&kafka, DECISIONS_TOPIC, Duration::from_secs(24 * 3600))
     })
     .await??;
     let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, value) in &records {
-        let record: thirdparty_core::DecisionRecord =
-            serde_json::from_str(value).context("a decision record that does not parse")?;
+    for record in &records {
         *by_outcome.entry(record.outcome()).or_default() += 1;
     }
     println!(
@@ -805,8 +772,12 @@ async fn print_decisions(bootstrap: &str) -> Result<usize> {
     for (outcome, count) in &by_outcome {
         println!("  {count:>3}  {outcome}");
     }
-    if let Some((key, value)) = records.first() {
-        println!("  e.g. {key} -> {value}");
+    if let Some(record) = records.first() {
+        println!(
+            "  e.g. {} -> {}",
+            record.key(),
+            serde_json::to_string(record)?
+        );
     }
     Ok(records.len())
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use metrics::counter;
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Deserialize;
 use thirdparty_core::{DecisionRecord, DecisionSink};
@@ -134,10 +133,8 @@ impl KafkaDecisionSink {
         decisions: &DecisionsConfig,
         flavor: &str,
     ) -> Result<Self, DecisionsError> {
-        let mut config = ClientConfig::new();
-        kafka.security.apply(&mut config)?;
+        let mut config = kafka.security.client_config(&kafka.brokers)?;
         config
-            .set("bootstrap.servers", &kafka.brokers)
             // At most once per record in the topic, in order per key, even across retries.
             .set("enable.idempotence", "true")
             .set("acks", "all")

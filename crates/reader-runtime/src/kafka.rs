@@ -276,7 +276,6 @@ impl ClientContext for ReaderContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         metrics::counter!("dd.case.kafka_consumer.client_error", "flavor" => self.shared.pipeline.config().flavor.clone())
             .increment(1);
-        let reason = crate::kafka_security::redact_reason(reason);
         let code = error.rdkafka_error_code();
         self.shared.health.kafka_error(
             format!("{error}: {reason}"),

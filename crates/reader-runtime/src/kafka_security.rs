@@ -154,17 +154,6 @@ pub fn is_security_key(key: &str) -> bool {
         || key.starts_with("https.")
 }
 
-/// A librdkafka error text as the reader logs it: librdkafka never puts a configured secret in
-/// one, but a text that quotes a `sasl.password` or `ssl.key.password` value is cut there.
-pub fn redact_reason(reason: &str) -> String {
-    for key in ["sasl.password", "ssl.key.password", "sasl.oauthbearer"] {
-        if let Some(at) = reason.find(key) {
-            return format!("{}{key}=[redacted]", &reason[..at]);
-        }
-    }
-    reason.to_owned()
-}
-
 /// A password or token: its `Debug` and `Display` print only that it is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -401,6 +390,15 @@ impl KafkaSecurityConfig {
             }
         }
         Ok(())
+    }
+
+    /// A client of the `[kafka]` brokers with this section's keys (what every client of the
+    /// reader starts from: the consumer, the decisions producer, `why`).
+    pub fn client_config(&self, brokers: &str) -> Result<ClientConfig, SecurityError> {
+        let mut config = ClientConfig::new();
+        self.apply(&mut config)?;
+        config.set("bootstrap.servers", brokers);
+        Ok(config)
     }
 
     /// What a start-up log line may say of the section (no secret, no file content).

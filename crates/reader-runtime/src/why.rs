@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use thirdparty_core::DecisionRecord;
@@ -49,10 +48,19 @@ pub fn find(kafka: &KafkaConfig, topic: &str, query: &WhyQuery) -> Result<Vec<De
     if topic.is_empty() {
         bail!("no decisions topic: set [decisions] topic in the config");
     }
-    let mut config = ClientConfig::new();
-    kafka.security.apply(&mut config)?;
-    let consumer: BaseConsumer = config
-        .set("bootstrap.servers", &kafka.brokers)
+    let mut found = read(kafka, topic, query.since)?;
+    found.retain(|record| query.matches(record));
+    found.sort_by_key(|r| std::cmp::Reverse(r.decision_time));
+    found.truncate(query.limit);
+    Ok(found)
+}
+
+/// Every record of `topic` decided within `since` before now, in the order read, with the
+/// reader's own assignment (no group joined, nothing committed). Blocking.
+pub fn read(kafka: &KafkaConfig, topic: &str, since: Duration) -> Result<Vec<DecisionRecord>> {
+    let consumer: BaseConsumer = kafka
+        .security
+        .client_config(&kafka.brokers)?
         .set("group.id", "case-third-party-reader-why")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
@@ -71,7 +79,7 @@ pub fn find(kafka: &KafkaConfig, topic: &str, query: &WhyQuery) -> Result<Vec<De
         bail!("topic {topic} has no partitions (does it exist?)");
     }
     let since_ms = SystemTime::now()
-        .checked_sub(query.since)
+        .checked_sub(since)
         .unwrap_or(UNIX_EPOCH)
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -101,7 +109,7 @@ pub fn find(kafka: &KafkaConfig, topic: &str, query: &WhyQuery) -> Result<Vec<De
         }
     }
     consumer.assign(&assignment)?;
-    let oldest = time::Duration::try_from(query.since)
+    let oldest = time::Duration::try_from(since)
         .ok()
         .and_then(|since| time::OffsetDateTime::now_utc().checked_sub(since))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -118,7 +126,6 @@ pub fn find(kafka: &KafkaConfig, topic: &str, query: &WhyQuery) -> Result<Vec<De
         if let Some(payload) = message.payload()
             && let Ok(record) = serde_json::from_slice::<DecisionRecord>(payload)
             && record.decision_time >= oldest
-            && query.matches(&record)
         {
             found.push(record);
         }
@@ -129,8 +136,6 @@ pub fn find(kafka: &KafkaConfig, topic: &str, query: &WhyQuery) -> Result<Vec<De
             ends.remove(&message.partition());
         }
     }
-    found.sort_by_key(|r| std::cmp::Reverse(r.decision_time));
-    found.truncate(query.limit);
     Ok(found)
 }
 

@@ -768,6 +768,17 @@ async fn explain_prints_each_decision_and_writes_nothing() {
         ]
     );
     assert_eq!(lines[0]["changelog"]["changelog_type"], "update_status");
+    // The case found and the settings that decided it.
+    assert_eq!(lines[0]["case"]["id"], CASE_10002);
+    assert_eq!(lines[0]["item"]["key"], "PROJ-10002");
+    assert_eq!(lines[0]["settings"]["field"], "status");
+    assert_eq!(lines[0]["settings"]["value_mapping"]["3"], "IN_PROGRESS");
+    assert_eq!(lines[1]["settings"]["field"], "priority");
+    assert!(
+        lines[1]["settings"]["conflict_policy"].is_string(),
+        "{}",
+        lines[1]
+    );
     let after = env.api().await.get_case(123456, CASE_10002).await.unwrap();
     assert_eq!(before, after, "explain wrote nothing");
 }

@@ -10,9 +10,7 @@ use anyhow::{Context, Result};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rdkafka::mocking::MockCluster;
-use thirdparty_core::{
-    Decision, DecisionSink, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList,
-};
+use thirdparty_core::{DecisionSink, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -42,8 +40,9 @@ enum Command {
         /// File holding the message value; stdin when absent.
         file: Option<PathBuf>,
     },
-    /// Decode, pre-filter, look up and filter one message against the Case API; print each
-    /// changelog's decision. Writes nothing.
+    /// Decide one message against the Case API as a live run would (every look-up, the
+    /// processor's too), writing nothing; print each changelog's decision, reason, case and the
+    /// settings that decided it, one JSON line each.
     Explain {
         /// File holding the message value; stdin when absent.
         file: Option<PathBuf>,
@@ -338,19 +337,8 @@ async fn explain<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Resul
         MessageOutcome::Skipped => return Ok(ExitCode::SUCCESS),
     };
     for report in reports {
-        let (decision, reason, detail) = match &report.decision {
-            Decision::Applied => ("applied", None, None),
-            Decision::WouldApply => ("would_apply", None, None),
-            Decision::Filtered(r) => (
-                "filtered",
-                Some(r.as_str()),
-                Some(r.description().to_owned()),
-            ),
-            Decision::Rejected(e) => ("rejected", None, Some(e.to_string())),
-        };
-        let line = serde_json::json!({
-            "changelog": report.changelog, "decision": decision, "reason": reason, "detail": detail,
-        });
+        let mut line = crate::explain::report_json(&report);
+        line["changelog"] = serde_json::to_value(&report.changelog)?;
         writeln!(out, "{line}")?;
     }
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod decisions;
+pub mod explain;
 pub mod flavor;
 pub mod health;
 pub mod kafka;

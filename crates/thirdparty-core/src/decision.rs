@@ -80,6 +80,13 @@ pub struct DecisionRecord {
     pub decision_time: OffsetDateTime,
     /// The reader's version.
     pub reader_version: String,
+    /// The changelog's place in its message (0-based), so a replay matches each changelog of a
+    /// message with its own earlier decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changelog_index: Option<u32>,
+    /// Decided by `replay --apply` rather than by the live reader.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
 }
 
 /// The version written into records.
@@ -113,6 +120,8 @@ impl DecisionRecord {
             source_event_time: Some(changelog.event_timestamp),
             decision_time: now,
             reader_version: READER_VERSION.to_owned(),
+            changelog_index: None,
+            replay: false,
         }
     }
 
@@ -144,6 +153,8 @@ impl DecisionRecord {
             source_event_time: None,
             decision_time: now,
             reader_version: READER_VERSION.to_owned(),
+            changelog_index: None,
+            replay: false,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod filter_reason;
 pub mod filterer;
 pub mod pipeline;
 pub mod processor;
+pub mod read_only;
 pub mod skip_list;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
@@ -44,4 +45,5 @@ pub use pipeline::{
     ChangelogReport, Decision, MessageOutcome, Payload, Pipeline, PipelineBuilder, PipelineConfig,
 };
 pub use processor::{ProcessOutcome, Processor};
+pub use read_only::ReadOnly;
 pub use skip_list::{MessagePosition, SkipEntry, SkipList};

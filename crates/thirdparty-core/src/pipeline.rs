@@ -24,6 +24,7 @@ use crate::error::{CaseApiError, ErrorClass, HandleError, truncate_for_log};
 use crate::filter_reason::FilterReason;
 use crate::filterer::{CaseLookup, Filterer, PreFilterContext};
 use crate::processor::{ProcessOutcome, Processor};
+use crate::read_only::ReadOnly;
 use crate::skip_list::{MessagePosition, SkipList};
 use crate::telemetry::{Telemetry, spans};
 
@@ -68,6 +69,18 @@ pub struct ChangelogReport {
     pub decision: Decision,
     /// The case it was for, when one was found.
     pub case_id: Option<String>,
+    /// The case's project, when a case was found.
+    pub project_id: Option<String>,
+    /// The project's sync settings that decided it, when they were found.
+    pub settings: Option<Arc<SyncSettings>>,
+}
+
+/// What the look-ups of one changelog found (for its report and decision record).
+#[derive(Debug, Default)]
+struct Found {
+    case_id: Option<String>,
+    project_id: Option<String>,
+    settings: Option<Arc<SyncSettings>>,
 }
 
 /// What became of one message (every variant may be acknowledged).
@@ -287,21 +300,24 @@ impl Pipeline {
                 }
             };
             let mut reports = Vec::with_capacity(changelogs.len());
-            for mut changelog in changelogs {
-                let mut case_id = None;
+            for (index, mut changelog) in changelogs.into_iter().enumerate() {
+                let mut found = Found::default();
                 let decision = self
-                    .handle_changelog(&mut changelog, dry_run, &mut case_id)
+                    .handle_changelog(&mut changelog, dry_run, &mut found)
                     .await?;
                 self.record(
                     &changelog,
                     &decision,
                     payload.position.as_ref(),
-                    case_id.as_deref(),
+                    found.case_id.as_deref(),
+                    u32::try_from(index).unwrap_or(u32::MAX),
                 );
                 reports.push(ChangelogReport {
                     changelog,
                     decision,
-                    case_id,
+                    case_id: found.case_id,
+                    project_id: found.project_id,
+                    settings: found.settings,
                 });
             }
             Ok(MessageOutcome::Handled(reports))
@@ -318,6 +334,7 @@ impl Pipeline {
         decision: &Decision,
         position: Option<&MessagePosition>,
         case_id: Option<&str>,
+        index: u32,
     ) {
         let now = self.clock.now();
         let (kind, reason, error) = match decision {
@@ -326,8 +343,9 @@ impl Pipeline {
             Decision::Filtered(reason) => (DecisionKind::Filtered, Some(*reason), None),
             Decision::Rejected(err) => (DecisionKind::Rejected, None, Some(err)),
         };
-        let record =
+        let mut record =
             DecisionRecord::for_changelog(changelog, position, case_id, kind, reason, error, now);
+        record.changelog_index = Some(index);
         match decision {
             Decision::Applied => {
                 let latency = now - changelog.event_timestamp;
@@ -361,13 +379,16 @@ impl Pipeline {
         }
     }
 
-    /// Decides (and in a live run applies) one changelog; `case_id` is set to the case it was
-    /// for once one is found.
+    /// Decides (and in a live run applies) one changelog; `found` gets the case, project and
+    /// settings as they are found.
+    ///
+    /// A dry run takes the same path: the processor runs against [`ReadOnly`], which answers
+    /// each write from reads, so a dry run's `would_apply` means the change would apply.
     async fn handle_changelog(
         &self,
         changelog: &mut Changelog,
         dry_run: bool,
-        case_id: &mut Option<String>,
+        found: &mut Found,
     ) -> Result<Decision, HandleError> {
         let ctx = PreFilterContext::new(&self.metadata, &self.api, self.decoder.integration());
         let pre = self
@@ -383,11 +404,11 @@ impl Pipeline {
 
         let filter_span = tracing::info_span!("filter_third_party_changelog");
         let looked_up = self
-            .look_up(changelog, case_id)
+            .look_up(changelog, found)
             .instrument(filter_span.clone())
             .await;
         let (mut case, settings) = match looked_up {
-            Ok(Ok(found)) => found,
+            Ok(Ok(case_and_settings)) => case_and_settings,
             Ok(Err(reason)) => return Ok(Decision::Filtered(reason)),
             Err(err) => return settle(err),
         };
@@ -396,11 +417,14 @@ impl Pipeline {
         loop {
             let filtered =
                 filter_span.in_scope(|| self.filterer.filter(changelog, &case, &settings));
-            if filtered.is_none() && dry_run {
-                return Ok(Decision::WouldApply);
-            }
             let processed = match filtered {
                 Some(reason) => Ok(ProcessOutcome::Filtered(reason)),
+                None if dry_run => {
+                    self.processor
+                        .process(changelog, &case, &settings, &ReadOnly::new(&self.api))
+                        .instrument(tracing::info_span!("process_changelog", dry_run))
+                        .await
+                }
                 None => {
                     self.processor
                         .process(changelog, &case, &settings, &self.api)
@@ -424,6 +448,7 @@ impl Pipeline {
                 other => other,
             };
             match processed {
+                Ok(ProcessOutcome::Applied) if dry_run => return Ok(Decision::WouldApply),
                 Ok(ProcessOutcome::Applied) => return Ok(Decision::Applied),
                 Ok(ProcessOutcome::Filtered(reason)) => return Ok(Decision::Filtered(reason)),
                 Err(CaseApiError::VersionMismatch { .. })
@@ -529,12 +554,12 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Finds the case (its id goes to `case_id`) and its project's settings, or the reason
-    /// there are none.
+    /// Finds the case and its project's settings (both go to `found` too), or the reason there
+    /// are none.
     async fn look_up(
         &self,
         changelog: &Changelog,
-        case_id: &mut Option<String>,
+        found: &mut Found,
     ) -> Result<Result<(Case, Arc<SyncSettings>), FilterReason>, HandleError> {
         let lookup = match self.filterer.case_lookup(changelog) {
             Ok(lookup) => lookup,
@@ -543,7 +568,8 @@ impl Pipeline {
         let Some(case) = self.find_case(changelog, &lookup).await? else {
             return Ok(Err(FilterReason::NoCorrespondingCase));
         };
-        *case_id = Some(case.id.clone());
+        found.case_id = Some(case.id.clone());
+        found.project_id = Some(case.project_id.clone());
         let key = (
             changelog.org_id,
             case.project_id.clone(),
@@ -564,6 +590,7 @@ impl Pipeline {
             })
             .await
             .map_err(|e| HandleError::api("get_settings", e))?;
+        found.settings.clone_from(&settings);
         match settings {
             Some(settings) => Ok(Ok((case, settings))),
             None => Ok(Err(FilterReason::ProjectNotFound)),

@@ -28,7 +28,10 @@ pub enum ProcessOutcome {
 /// - on [`CaseApiError::VersionMismatch`] returns the error unchanged: the pipeline re-reads the
 ///   case, filters again and calls `process` again, a bounded number of times;
 /// - any other API error is returned as is and classified by the pipeline (skip or retry);
-/// - is never called in dry-run mode.
+/// - does every read and write through `api`, and writes nothing any other way: a dry run
+///   (`explain`, `run --dry-run`, `replay` before `--apply`) calls it with
+///   [`crate::ReadOnly`], which writes nothing and answers each write as it would have gone,
+///   so the outcome it returns there is the one a live run would take.
 #[async_trait]
 pub trait Processor: Send + Sync + fmt::Debug {
     /// Applies `changelog` to `case` under `settings`.

@@ -286,7 +286,7 @@ async fn explain_decides_without_writing() {
         Decision::WouldApply,
         Decision::WouldApply,
         Decision::WouldApply,
-        // Passes the filter; its user look-up belongs to the processor, which dry runs skip.
+        // The assignee: its users resolved read-only, as the processor does.
         Decision::WouldApply,
         Decision::WouldApply,
         Decision::Filtered(FilterReason::CustomFieldNotConfigured),

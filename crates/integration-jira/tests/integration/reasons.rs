@@ -8,7 +8,8 @@ use thirdparty_core::ExternalReference;
 use thirdparty_core::testkit::InMemoryCaseApi;
 use thirdparty_core::testkit::{mark_edited_in_case, mark_item_at};
 use thirdparty_core::{
-    CaseField, ConflictPolicy, Decision, ErrorClass, FilterReason, Payload, SyncType,
+    CaseField, ConflictPolicy, Decision, ErrorClass, FilterReason, MessageOutcome, Payload,
+    SyncType,
 };
 use time::macros::datetime;
 
@@ -463,6 +464,25 @@ async fn every_jira_filter_reason_is_reached_through_the_pipeline() {
             reached.insert(row.reason);
             continue;
         }
+        // `explain` foretells the decision (the processor's too) and writes nothing.
+        let MessageOutcome::Handled(predicted) = pipeline
+            .explain(&Payload::new(bytes.clone()))
+            .await
+            .expect(row.name)
+        else {
+            panic!("{}: not handled", row.name)
+        };
+        let predicted = predicted
+            .iter()
+            .find(|r| r.changelog.changelog_type.name() == row.changelog_type)
+            .map(|r| r.decision.clone());
+        assert_eq!(
+            predicted,
+            Some(Decision::Filtered(row.reason)),
+            "{}: explain foretold another decision",
+            row.name
+        );
+        assert_eq!(api.snapshot(), before, "{}: explain wrote", row.name);
         let reports = handle(&pipeline, &bytes).await;
         let report = reports
             .iter()

@@ -276,6 +276,53 @@ pub async fn handling_twice_has_no_further_effect(subject: &ContractSubject) {
     assert_eq!(api.snapshot(), first, "a replay changed the case state");
 }
 
+/// A dry run decides as a live run does: for every fixture, in order, `explain` (which writes
+/// nothing) predicts each changelog's decision, and handling it then takes that decision
+/// (`would_apply` for `applied`); explaining them all again predicts the replays' decisions.
+pub async fn explain_predicts_what_handling_decides(subject: &ContractSubject) {
+    let api = Arc::new(subject.api.clone());
+    let pipeline = pipeline(subject, api.clone());
+    let decisions = |outcome: MessageOutcome| match outcome {
+        MessageOutcome::Handled(reports) => reports
+            .into_iter()
+            .map(|r| match r.decision {
+                Decision::WouldApply => Decision::Applied,
+                other => other,
+            })
+            .collect::<Vec<_>>(),
+        other => panic!("fixture not handled: {other:?}"),
+    };
+    for round in ["first", "replay"] {
+        for fixture in &subject.fixtures {
+            let payload = Payload::new(fixture.clone());
+            let before = api.snapshot();
+            let writes = api.calls().update_case + api.calls().add_comment;
+            let predicted = decisions(
+                pipeline
+                    .explain(&payload)
+                    .await
+                    .unwrap_or_else(|e| panic!("retry-class error explaining a fixture: {e}")),
+            );
+            assert_eq!(api.snapshot(), before, "explain wrote to the case");
+            assert_eq!(
+                api.calls().update_case + api.calls().add_comment,
+                writes,
+                "explain called a write"
+            );
+            let taken = decisions(
+                pipeline
+                    .handle(&payload)
+                    .await
+                    .unwrap_or_else(|e| panic!("retry-class error on a fixture: {e}")),
+            );
+            assert_eq!(
+                predicted, taken,
+                "{round}: explain foretold another decision"
+            );
+        }
+    }
+}
+
 /// Invokes the whole contract suite for an integration: one test per check.
 ///
 /// The argument is a path to a function returning a [`ContractSubject`]. The calling crate needs
@@ -304,6 +351,12 @@ macro_rules! contract_tests {
             #[tokio::test]
             async fn handling_twice_has_no_further_effect() {
                 $crate::testkit::contract::handling_twice_has_no_further_effect(&$subject()).await;
+            }
+
+            #[tokio::test]
+            async fn explain_predicts_what_handling_decides() {
+                $crate::testkit::contract::explain_predicts_what_handling_decides(&$subject())
+                    .await;
             }
         }
     };

@@ -122,6 +122,24 @@ pub fn e2e(root: &std::path::Path) -> Result<()> {
             "-p",
             "jira-reader",
             "--test",
+            "replay",
+            "tansu::",
+            "--",
+            "--ignored",
+        ])
+        .env("TANSU_BIN", &tansu)
+        .current_dir(root)
+        .status()
+        .context("running the replay scenario on tansu")?;
+    if !status.success() {
+        bail!("the replay scenario on tansu failed ({status})");
+    }
+    let status = crate::cargo_command()
+        .args([
+            "test",
+            "-p",
+            "jira-reader",
+            "--test",
             "bad_input",
             "tansu_",
             "--",

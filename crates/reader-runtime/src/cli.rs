@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rdkafka::mocking::MockCluster;
-use thirdparty_core::{DecisionSink, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList};
+use thirdparty_core::{
+    DecisionSink, FilterReason, MessageOutcome, Payload, Pipeline, PipelineConfig, SkipList,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -65,6 +67,11 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Re-read a range of the source topic (own assignment: never joins the live group, never
+    /// commits), re-decide every selected message with today's settings and print how each
+    /// decision changes (`project_not_found -> would_apply: 20`). Writes nothing without
+    /// `--apply`; with it, applies, and can be interrupted and run again safely.
+    Replay(ReplayArgs),
     /// Load and check a config file; print `ok` or what is wrong.
     ValidateConfig {
         /// The file to check (defaults to --config).
@@ -87,6 +94,41 @@ struct RunArgs {
     /// Partitions of the topic created in the embedded cluster.
     #[arg(long, default_value_t = 4)]
     embedded_partitions: i32,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// From this time (RFC 3339, e.g. 2024-06-01T10:00:00Z), on every partition.
+    #[arg(long, conflicts_with_all = ["partition", "offsets"], required_unless_present = "partition")]
+    from: Option<String>,
+    /// Up to this time, excluded (default: now).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Only this partition, with --offsets.
+    #[arg(long, requires = "offsets")]
+    partition: Option<i32>,
+    /// FIRST..LAST (both included) or FIRST.. (to the current end), with --partition.
+    #[arg(long, requires = "partition")]
+    offsets: Option<String>,
+    /// Only messages whose recorded decision was this filter reason (repeatable; needs
+    /// [decisions] topic).
+    #[arg(long = "reason", value_name = "REASON")]
+    reasons: Vec<String>,
+    /// Only messages of this organization.
+    #[arg(long)]
+    org: Option<u64>,
+    /// Only messages about this item (key or id: PROJ-12, 10002, INC0010023, a sys_id).
+    #[arg(long)]
+    item: Option<String>,
+    /// With --item: only on this site (Jira site, ServiceNow instance).
+    #[arg(long, requires = "item")]
+    site: Option<String>,
+    /// Apply the changes (without it: decide and print, write nothing).
+    #[arg(long)]
+    apply: bool,
+    /// Also write one JSON line per changelog (position, before, after, case, settings) here.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 /// Exit code of a `fips` build whose TLS crypto module is not in FIPS mode, or whose Kafka TLS
@@ -168,6 +210,7 @@ pub fn main<F: Flavor>() -> ExitCode {
                 validate::<F>(file.as_deref().or(cli.config.as_deref()))
             }
             Some(Command::FipsCheck) => Ok(ExitCode::SUCCESS),
+            Some(Command::Replay(args)) => replay::<F>(cli.config.as_deref(), args).await,
             Some(Command::Why {
                 item,
                 site,
@@ -208,6 +251,90 @@ async fn why<F: Flavor>(config: Option<&Path>, query: crate::why::WhyQuery) -> R
     }
     print!("{}", crate::why::render(&records));
     Ok(ExitCode::SUCCESS)
+}
+
+async fn replay<F: Flavor>(config_path: Option<&Path>, args: ReplayArgs) -> Result<ExitCode> {
+    let mut config = load::<F>(config_path)?;
+    let range = match (&args.from, args.partition, &args.offsets) {
+        (Some(from), _, _) => crate::replay::Range::time(from, args.to.as_deref())?,
+        (None, Some(partition), Some(offsets)) => {
+            crate::replay::Range::offsets(partition, offsets)?
+        }
+        _ => anyhow::bail!("give --from [--to], or --partition with --offsets"),
+    };
+    let reasons = args
+        .reasons
+        .iter()
+        .map(|name| {
+            FilterReason::parse(name.trim()).with_context(|| {
+                let names: Vec<&str> = FilterReason::ALL.iter().map(|r| r.as_str()).collect();
+                format!(
+                    "--reason {name:?} is no filter reason; one of: {}",
+                    names.join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let query = crate::replay::ReplayQuery {
+        range,
+        reasons,
+        org: args.org,
+        item: args.item,
+        site: args.site,
+        apply: args.apply,
+        output: args.output,
+    };
+    // Logs go to stderr at `warn` unless RUST_LOG says otherwise: the table is the output.
+    telemetry::init_cli_logging();
+    config.pipeline.dry_run = !query.apply;
+    let topic = source_topic::<F>(&config);
+    let api = Arc::new(case_api_client(&config.case_api)?);
+    let skip_list = Arc::new(SkipList::new(config.skip.entries()?));
+    let decisions = match (config.decisions.topic.is_empty(), query.apply) {
+        (false, true) => Some(Arc::new(
+            KafkaDecisionSink::new(&config.kafka, &config.decisions, F::NAME)
+                .context("starting the decisions producer")?,
+        )),
+        _ => None,
+    };
+    let sink = decisions.clone().map(|d| {
+        Arc::new(crate::replay::ReplayedSink(d as Arc<dyn DecisionSink>)) as Arc<dyn DecisionSink>
+    });
+    let pipeline = pipeline::<F>(&config, api, skip_list, sink);
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    let replayer = crate::replay::Replayer {
+        kafka: &config.kafka,
+        topic: &topic,
+        decisions_topic: &config.decisions.topic,
+        pipeline: &pipeline,
+        decoder: F::stages(&config.integration).decoder,
+        retry: &config.retry,
+        stop,
+    };
+    let (slices, summary) = replayer.run(&query).await?;
+    if let Some(decisions) = decisions {
+        tokio::task::spawn_blocking(move || decisions.flush(Duration::from_secs(10))).await?;
+    }
+    print!("{}", summary.render(&topic, &slices, &query));
+    Ok(match &summary.stopped {
+        None => ExitCode::SUCCESS,
+        Some((why, _)) if why == "interrupted" => ExitCode::from(130),
+        Some(_) => ExitCode::from(3),
+    })
+}
+
+/// The source topic: `[kafka] topic`, else the flavor's default.
+fn source_topic<F: Flavor>(config: &Config<F::Settings>) -> String {
+    if config.kafka.topic.is_empty() {
+        F::DEFAULT_TOPIC.to_owned()
+    } else {
+        config.kafka.topic.clone()
+    }
 }
 
 fn load<F: Flavor>(path: Option<&Path>) -> Result<Config<F::Settings>> {
@@ -360,11 +487,7 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
         // A dry run never commits and never takes partitions from the real readers.
         config.kafka.group_id = format!("{}-dry-run", config.kafka.group_id);
     }
-    let topic = if config.kafka.topic.is_empty() {
-        F::DEFAULT_TOPIC.to_owned()
-    } else {
-        config.kafka.topic.clone()
-    };
+    let topic = source_topic::<F>(&config);
     // Kept alive for the whole run: the embedded cluster lives in this process.
     let _embedded = match args.kafka.as_deref() {
         Some("embedded") => {

@@ -11,7 +11,9 @@ pub mod explain;
 pub mod flavor;
 pub mod health;
 pub mod kafka;
+pub mod kafka_range;
 pub mod kafka_security;
+pub mod replay;
 pub mod retry;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

@@ -33,6 +33,18 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Logging for operator commands (`replay`): the same JSON lines on stderr, at `warn` unless
+/// `RUST_LOG` says otherwise, so the command's own output stays readable.
+pub fn init_cli_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonLines)
+        .with_env_filter(filter)
+        .with_writer(LogWriter)
+        .try_init();
+}
+
 tokio::task_local! {
     /// The log lines of the message a partition task is handling, not yet written.
     static LOG_BATCH: RefCell<Vec<u8>>;

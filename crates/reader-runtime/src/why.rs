@@ -2,7 +2,7 @@
 //! from the decisions topic with the reader's own assignment (no consumer group joined, nothing
 //! committed). See `docs/design.md`, "Decision records".
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -10,6 +10,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use thirdparty_core::DecisionRecord;
 
 use crate::config::KafkaConfig;
+use crate::kafka_range::{Ends, now_ms, offset_at_or_after};
 
 /// Which item, and how far back.
 #[derive(Debug, Clone)]
@@ -58,6 +59,18 @@ pub fn find(kafka: &KafkaConfig, topic: &str, query: &WhyQuery) -> Result<Vec<De
 /// Every record of `topic` decided within `since` before now, in the order read, with the
 /// reader's own assignment (no group joined, nothing committed). Blocking.
 pub fn read(kafka: &KafkaConfig, topic: &str, since: Duration) -> Result<Vec<DecisionRecord>> {
+    read_where(kafka, topic, since, Duration::from_secs(120), |_| true)
+}
+
+/// The records of `topic` decided within `since` before now that `keep` keeps, in the order
+/// read, reading up to the topic's current end for at most `limit`. Blocking.
+pub fn read_where(
+    kafka: &KafkaConfig,
+    topic: &str,
+    since: Duration,
+    limit: Duration,
+    mut keep: impl FnMut(&DecisionRecord) -> bool,
+) -> Result<Vec<DecisionRecord>> {
     let consumer: BaseConsumer = kafka
         .security
         .client_config(&kafka.brokers)?
@@ -78,35 +91,23 @@ pub fn read(kafka: &KafkaConfig, topic: &str, since: Duration) -> Result<Vec<Dec
     if partitions.is_empty() {
         bail!("topic {topic} has no partitions (does it exist?)");
     }
-    let since_ms = SystemTime::now()
-        .checked_sub(since)
-        .unwrap_or(UNIX_EPOCH)
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let mut times = TopicPartitionList::new();
-    for p in &partitions {
-        times.add_partition_offset(topic, *p, Offset::Offset(i64::try_from(since_ms)?))?;
-    }
-    let starts = consumer
-        .offsets_for_times(times, timeout)
-        .context("looking up offsets by time")?;
-    // Where each partition ends now: read up to there, then stop.
-    let mut ends = std::collections::BTreeMap::new();
+    let started_ms = now_ms()?;
+    let since_ms = started_ms.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    // Where each partition ends now: read up to there (and past it, see `Ends`), then stop.
+    let mut ends = Ends::new(started_ms);
     let mut assignment = TopicPartitionList::new();
     for p in &partitions {
         let (low, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
-        // A broker that cannot look offsets up by time (librdkafka's mock cluster) answers -1,
-        // as one with nothing that recent does: read the partition then, and let the time
-        // filter below decide.
-        let start = match starts.find_partition(topic, *p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) if o >= 0 => o,
-            _ => low,
-        };
-        if start.max(low) < high {
-            ends.insert(*p, high);
-            assignment.add_partition_offset(topic, *p, Offset::Offset(start.max(low)))?;
+        // An answer the timestamps contradict: read the partition, and let the time filter
+        // below decide.
+        let start = offset_at_or_after(&consumer, topic, *p, since_ms, (low, high))?.unwrap_or(low);
+        if start < high {
+            ends.add(*p, high, true);
+            assignment.add_partition_offset(topic, *p, Offset::Offset(start))?;
         }
+    }
+    if assignment.count() == 0 {
+        return Ok(Vec::new());
     }
     consumer.assign(&assignment)?;
     let oldest = time::Duration::try_from(since)
@@ -114,26 +115,28 @@ pub fn read(kafka: &KafkaConfig, topic: &str, since: Duration) -> Result<Vec<Dec
         .and_then(|since| time::OffsetDateTime::now_utc().checked_sub(since))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let mut found = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ends.is_empty() {
+    let deadline = Instant::now() + limit;
+    while !ends.finished() {
         if Instant::now() > deadline {
-            bail!("reading {topic} took longer than 2 minutes");
+            bail!("reading {topic} took longer than {} s", limit.as_secs());
         }
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let message = message.context("reading the decisions topic")?;
+        if !ends.take(
+            message.partition(),
+            message.offset(),
+            message.timestamp().to_millis(),
+        ) {
+            continue;
+        }
         if let Some(payload) = message.payload()
             && let Ok(record) = serde_json::from_slice::<DecisionRecord>(payload)
             && record.decision_time >= oldest
+            && keep(&record)
         {
             found.push(record);
-        }
-        if ends
-            .get(&message.partition())
-            .is_some_and(|end| message.offset() + 1 >= *end)
-        {
-            ends.remove(&message.partition());
         }
     }
     Ok(found)
@@ -154,7 +157,11 @@ pub fn render(records: &[DecisionRecord]) -> String {
         out.push_str(&format!(
             "{}  {:<40}  {:<14}  case {:<36}  {}  event {}\n",
             rfc(r.decision_time),
-            r.outcome(),
+            if r.replay {
+                format!("{} by replay", r.outcome())
+            } else {
+                r.outcome()
+            },
             r.changelog_type.as_deref().unwrap_or("-"),
             r.case_id.as_deref().unwrap_or("-"),
             position,

@@ -13,8 +13,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use case_api::pb::sandbox::v1::SeedRequest;
 use case_api::pb::sandbox::v1::sandbox_admin_client::SandboxAdminClient;
+use case_api::pb::sandbox::v1::{ClearFaultsRequest, SeedRequest, SetLatencyRequest};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
 use common::{GROUP, TOPIC, comment_created, issue_updated, item};
@@ -349,12 +349,59 @@ async fn recovery_after_a_settings_fix(broker: Broker) {
         "a dry run writes nothing"
     );
 
-    // Apply only what was dropped as project_not_found.
+    // Apply only what was dropped as project_not_found; interrupted half way (a slow Case
+    // API), then run again: the rest is applied, nothing twice.
     let mut args = window.to_vec();
     args.extend(["--reason", "project_not_found", "--apply"]);
+    admin
+        .set_latency(SetLatencyRequest {
+            method: "*".into(),
+            millis: 60,
+        })
+        .await
+        .unwrap();
+    let config = env.config();
+    let mut all = vec!["--config", config.to_str().unwrap(), "replay"];
+    all.extend(args.iter().copied());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
+        .args(&all)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted once something is applied.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env.late_cases().await == untouched {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay applied nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("interrupted replay:\n{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("stopped at"), "{stdout}");
+    let first: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("project_not_found -> applied: "))
+        .map_or(0, |n| n.parse().unwrap());
+    assert!((1..20).contains(&first), "interrupted half way: {stdout}");
+    admin.clear_faults(ClearFaultsRequest {}).await.unwrap();
     assert_eq!(
         env.replay(&args).await,
-        ["project_not_found -> applied: 20"]
+        [format!("project_not_found -> applied: {}", 20 - first)]
     );
     let applied: Vec<(String, usize)> = ISSUES.iter().map(|_| ("IN_PROGRESS".into(), 3)).collect();
     assert_eq!(env.late_cases().await, applied);

@@ -158,8 +158,16 @@ impl Summary {
             .iter()
             .map(|s| format!("{}:{}..{}", s.partition, s.start, s.end - 1))
             .collect();
+        let window = match &query.range {
+            Range::Time { from, to } => format!(
+                " from {} to {}",
+                from.format(&Rfc3339).unwrap_or_default(),
+                to.format(&Rfc3339).unwrap_or_default()
+            ),
+            Range::Offsets { .. } => String::new(),
+        };
         out.push_str(&format!(
-            "replay of {topic} (partition:offsets {})\n",
+            "replay of {topic}{window} (partition:offsets read {})\n",
             if ranges.is_empty() {
                 "none".to_owned()
             } else {
@@ -520,6 +528,17 @@ impl Replayer<'_> {
         };
         let mut seen: i64 = 0;
         while let Some(m) = rx.recv().await {
+            if self.stop.is_cancelled() {
+                summary.stopped = Some((
+                    "interrupted".into(),
+                    MessagePosition {
+                        topic: self.topic.to_owned(),
+                        partition: m.partition,
+                        offset: m.offset,
+                    },
+                ));
+                break;
+            }
             seen += 1;
             if progress && last_progress.elapsed() > Duration::from_millis(250) {
                 last_progress = Instant::now();

@@ -189,6 +189,14 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     }
     let totals_ok = print_totals(&steps, &readers).await?;
     let cases_ok = print_cases(root, &sandbox).await?;
+    let recovered = crate::recovery::run(
+        &bins.jira_reader,
+        &dir.join("jira-reader.toml"),
+        &bootstrap,
+        &sandbox,
+        &root.join(SEED),
+    )
+    .await?;
 
     let stop_errors = stop(readers, sandbox).await;
     let decisions = print_decisions(&bootstrap).await?;
@@ -206,6 +214,9 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     }
     if !cases_ok {
         problems.push("some cases are not in the expected state".to_owned());
+    }
+    if !recovered {
+        problems.push("the recovery story deviated".to_owned());
     }
     if decisions == 0 {
         problems.push(format!("no decision record reached {DECISIONS_TOPIC}"));

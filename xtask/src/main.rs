@@ -7,6 +7,7 @@ mod demo;
 mod fips_provider;
 mod fuzz;
 mod image;
+mod recovery;
 mod scenario;
 
 use std::path::{Path, PathBuf};

@@ -1069,3 +1069,72 @@ pub(crate) fn servicenow_message(
     .to_string()
     .into_bytes()
 }
+
+/// The demo's recovery story: a Jira project onboarded late. Its cases exist in the seed loaded
+/// at that point, its settings do not (yet).
+pub(crate) const LATE_PROJECT: &str = "0d1e2f3a-late-4c5d-8e9f-0a1b2c3d4e05";
+
+/// The late project's issues: (Jira id, key, case id).
+pub(crate) const LATE_ISSUES: [(&str, &str, &str); 3] = [
+    ("10500", "PROJ-40", "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1b40"),
+    ("10501", "PROJ-41", "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1b41"),
+    ("10502", "PROJ-42", "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1b42"),
+];
+
+/// The late project's cases, as a seed document (no settings).
+pub(crate) fn late_cases_seed() -> String {
+    let cases: Vec<Value> = LATE_ISSUES
+        .iter()
+        .map(|&(id, key, case)| {
+            json!({
+                "id": case, "org_id": ACME, "project_id": LATE_PROJECT, "version": 1,
+                "title": format!("{key}: onboarded late"), "description": "",
+                "priority": "P3", "status": "OPEN", "assignee_id": null, "due_date": null,
+                "created_at": "2024-06-01T09:00:00Z",
+                "external_references": [{"integration": "jira", "site": JIRA_SITE, "reference": id}]
+            })
+        })
+        .collect();
+    json!({ "cases": cases }).to_string()
+}
+
+/// The fix: the late project gets the Jira settings of ACME's Jira project (from `seed`, the
+/// demo seed document).
+pub(crate) fn late_settings_seed(seed: &str) -> anyhow::Result<String> {
+    let seed: Value = serde_json::from_str(seed)?;
+    let mut settings = seed["project_settings"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|s| s["org_id"] == ACME && s["integration"] == "jira")
+        })
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the demo seed has no Jira settings for org {ACME}"))?;
+    settings["project_id"] = json!(LATE_PROJECT);
+    Ok(json!({ "project_settings": [settings] }).to_string())
+}
+
+/// One status change (To Do -> In Progress) per late issue, by Priya.
+pub(crate) fn late_messages() -> Vec<Vec<u8>> {
+    LATE_ISSUES
+        .iter()
+        .enumerate()
+        .map(|(i, &(id, key, _))| {
+            let issue = Issue {
+                id,
+                key,
+                project_id: "10000",
+                project_key: "PROJ",
+                issue_type_id: "10001",
+                issue_type: "Task",
+                summary: "Onboarded late",
+            };
+            issue_updated(
+                issue,
+                PRIYA,
+                at(11, 0) + Duration::minutes(i as i64),
+                vec![item("status", "10000", "To Do", "3", "In Progress")],
+            )
+        })
+        .collect()
+}

@@ -195,9 +195,7 @@ impl Filterer for JiraFilterer {
 }
 
 /// A value that is present and not blank.
-pub(crate) fn present(value: Option<&String>) -> Option<&str> {
-    value.map(String::as_str).filter(|v| !v.trim().is_empty())
-}
+pub(crate) use thirdparty_core::present;
 
 /// The write a title, description, priority, status or due-date changelog asks for on this
 /// case, or why it must not be made. Pure; shared by the filter and the processor.

@@ -13,12 +13,13 @@
 
 use async_trait::async_trait;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, CaseField, CaseUpdate, Changelog, ChangelogType, FieldChange,
-    FilterReason, NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter, UserQuery,
+    Case, CaseApi, CaseApiError, CaseUpdate, Changelog, ChangelogType, FieldChange, FilterReason,
+    NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter,
 };
 
 use crate::INTEGRATION;
-use crate::filterer::{conflict, planned_change, present};
+use crate::filterer::{planned_change, present};
+use thirdparty_core::assignee::assignee_change;
 
 /// The Jira processor. Stateless.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,57 +87,6 @@ async fn update(
         "jira change applied"
     );
     Ok(ProcessOutcome::Applied)
-}
-
-/// The case user behind a Jira user (id and display name), if any.
-async fn resolve(
-    changelog: &Changelog,
-    id: Option<&str>,
-    display_name: Option<&str>,
-    api: &dyn CaseApi,
-) -> Result<Option<String>, CaseApiError> {
-    let query = UserQuery {
-        org_id: changelog.org_id,
-        integration: INTEGRATION.to_owned(),
-        external_id: id.map(str::to_owned),
-        display_name: display_name.map(str::to_owned),
-        email: None,
-    };
-    Ok(api.resolve_user(&query).await?.map(|user| user.id))
-}
-
-/// The assignee write, or why none: resolution failure, state conflict, no change.
-async fn assignee_change(
-    changelog: &Changelog,
-    case: &Case,
-    settings: &SyncSettings,
-    api: &dyn CaseApi,
-) -> Result<Result<FieldChange, FilterReason>, CaseApiError> {
-    let to_id = present(changelog.to_id.as_ref());
-    let to_name = present(changelog.to_string.as_ref());
-    let target = if to_id.is_none() && to_name.is_none() {
-        None
-    } else {
-        match resolve(changelog, to_id, to_name, api).await? {
-            Some(user) => Some(user),
-            None => return Ok(Err(FilterReason::AssigneeResolutionFailed)),
-        }
-    };
-    let from_id = present(changelog.from_id.as_ref());
-    let from_name = present(changelog.from_string.as_ref());
-    let previous = if from_id.is_none() && from_name.is_none() {
-        None
-    } else {
-        resolve(changelog, from_id, from_name, api).await?
-    };
-    let consistent = previous == case.assignee_id;
-    if let Some(reason) = conflict(CaseField::Assignee, case, settings, Some(consistent)) {
-        return Ok(Err(reason));
-    }
-    if target == case.assignee_id {
-        return Ok(Err(FilterReason::NoChange));
-    }
-    Ok(Ok(FieldChange::Assignee(target)))
 }
 
 async fn add_comment(

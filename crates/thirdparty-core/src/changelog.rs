@@ -149,6 +149,11 @@ pub fn normalize_site(site: &str) -> String {
     site.trim().to_ascii_lowercase()
 }
 
+/// A value that is present and not blank (`from`, `to`, names).
+pub fn present(value: Option<&String>) -> Option<&str> {
+    value.map(String::as_str).filter(|v| !v.trim().is_empty())
+}
+
 /// 64-bit FNV-1a: a stable, dependency-free digest (not for security).
 #[derive(Debug)]
 pub struct Fnv1a(pub u64);

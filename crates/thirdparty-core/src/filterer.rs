@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::cache::MetadataCache;
+use crate::cache::{MetadataCache, SettingsCache};
 use crate::case::{Case, ExternalReference, SyncMetadata, SyncSettings};
 use crate::case_api::CaseApi;
 use crate::changelog::Changelog;
@@ -27,22 +27,55 @@ pub enum CaseLookup {
     ByExternalReference(ExternalReference),
 }
 
-/// What the pre-filter may use: the organization's sync metadata, served from a TTL cache that
-/// refreshes itself at most once per TTL per organization. Nothing else reaches the network.
+/// What the pre-filter may use: the organization's sync metadata and a project's sync settings,
+/// served from TTL caches that refresh themselves at most once per TTL per key. Nothing else
+/// reaches the network.
 #[derive(Debug)]
 pub struct PreFilterContext<'a> {
     cache: &'a MetadataCache,
+    settings: Option<&'a SettingsCache>,
     api: &'a dyn CaseApi,
     integration: &'a str,
 }
 
 impl<'a> PreFilterContext<'a> {
-    /// A context over a cache and the API it refreshes from.
+    /// A context over a metadata cache and the API it refreshes from.
     pub fn new(cache: &'a MetadataCache, api: &'a dyn CaseApi, integration: &'a str) -> Self {
         Self {
             cache,
+            settings: None,
             api,
             integration,
+        }
+    }
+
+    /// Serves [`PreFilterContext::project_settings`] from this cache (the pipeline's, shared
+    /// with the look-up after the pre-filter); without one, each call asks the API.
+    pub fn with_settings(mut self, settings: &'a SettingsCache) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    /// A case project's sync settings for this integration, when an integration decides in the
+    /// pre-filter by them (for example a label that the project maps to a priority).
+    pub async fn project_settings(
+        &self,
+        org_id: u64,
+        project_id: &str,
+    ) -> Result<Option<Arc<SyncSettings>>, CaseApiError> {
+        let load = || async {
+            let found = self
+                .api
+                .get_project_settings(org_id, project_id, self.integration)
+                .await?;
+            Ok(found.map(Arc::new))
+        };
+        match self.settings {
+            Some(cache) => {
+                let key = (org_id, project_id.to_owned(), self.integration.to_owned());
+                cache.get_or_try_load(&key, load).await
+            }
+            None => load().await,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`TtlCache`]: TTL + capacity caches for metadata and settings;
 //! - `testkit` (feature): an in-memory [`CaseApi`] and the contract suite every integration runs.
 
+pub mod assignee;
 pub mod cache;
 pub mod case;
 pub mod case_api;
@@ -19,6 +20,7 @@ pub mod decoder;
 pub mod error;
 pub mod filter_reason;
 pub mod filterer;
+pub mod json_object;
 pub mod pipeline;
 pub mod processor;
 pub mod read_only;
@@ -34,7 +36,7 @@ pub use case::{
     UpdateWriter, User, UserQuery, Writer,
 };
 pub use case_api::CaseApi;
-pub use changelog::{Author, CaseField, Changelog, ChangelogType, Fnv1a, normalize_site};
+pub use changelog::{Author, CaseField, Changelog, ChangelogType, Fnv1a, normalize_site, present};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{DecisionKind, DecisionRecord, DecisionSink};
 pub use decoder::Decoder;

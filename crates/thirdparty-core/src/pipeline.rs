@@ -390,7 +390,8 @@ impl Pipeline {
         dry_run: bool,
         found: &mut Found,
     ) -> Result<Decision, HandleError> {
-        let ctx = PreFilterContext::new(&self.metadata, &self.api, self.decoder.integration());
+        let ctx = PreFilterContext::new(&self.metadata, &self.api, self.decoder.integration())
+            .with_settings(&self.settings);
         let pre = self
             .filterer
             .pre_filter(changelog, &ctx)

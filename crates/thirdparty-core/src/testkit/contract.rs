@@ -184,15 +184,19 @@ pub fn decoder_never_panics(subject: &ContractSubject) {
     }
 }
 
-/// The pre-filter performs no I/O beyond the metadata cache refresh: over every fixture
-/// changelog, only `list_sync_metadata` is called, at most once per organization.
+/// The pre-filter performs no I/O beyond its caches' refreshes: over every fixture changelog,
+/// only `list_sync_metadata` (at most once per organization) and `get_project_settings` (at most
+/// once per project) are called, and a second round over the same fixtures calls nothing.
 pub async fn prefilter_does_no_io_beyond_cache_refresh(subject: &ContractSubject) {
     let api = Arc::new(subject.api.clone());
     let clock = Arc::new(ManualClock::new(subject.now));
-    let cache = MetadataCache::new(1_000, crate::cache::DEFAULT_TTL, clock);
-    let ctx = PreFilterContext::new(&cache, api.as_ref(), subject.decoder.integration());
+    let cache = MetadataCache::new(1_000, crate::cache::DEFAULT_TTL, clock.clone());
+    let settings = crate::cache::SettingsCache::new(1_000, crate::cache::DEFAULT_TTL, clock);
+    let ctx = PreFilterContext::new(&cache, api.as_ref(), subject.decoder.integration())
+        .with_settings(&settings);
     let before = api.calls();
     let mut orgs = std::collections::BTreeSet::new();
+    let mut after_first = None;
     for _round in 0..2 {
         for fixture in &subject.fixtures {
             let Ok(changelogs) = subject.decoder.decode(fixture) else {
@@ -206,18 +210,24 @@ pub async fn prefilter_does_no_io_beyond_cache_refresh(subject: &ContractSubject
                 let _ = subject.filterer.pre_filter(&mut changelog, &ctx).await;
             }
         }
+        after_first.get_or_insert_with(|| api.calls());
     }
     let after = api.calls();
     assert_eq!(
-        after.other_than_metadata(),
-        before.other_than_metadata(),
-        "pre-filter called the case API beyond its metadata cache: {after:?}"
+        after.other_than_metadata() - after.get_project_settings,
+        before.other_than_metadata() - before.get_project_settings,
+        "pre-filter called the case API beyond its caches: {after:?}"
     );
     let refreshes = after.list_sync_metadata - before.list_sync_metadata;
     assert!(
         refreshes <= orgs.len() as u64,
         "{refreshes} metadata refreshes for {} organizations",
         orgs.len()
+    );
+    assert_eq!(
+        after_first,
+        Some(after),
+        "the second round over the same fixtures called the case API: caches unused"
     );
 }
 

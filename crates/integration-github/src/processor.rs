@@ -1,0 +1,123 @@
+//! Applying a GitHub changelog that passed every filter.
+//!
+//! - title, description, status, priority: one versioned [`CaseApi::update_case`]
+//!   (`expected_version` = the case's version; the event time becomes the field's watermark);
+//!   version mismatches come back unchanged so the pipeline re-reads and re-filters;
+//! - assignee: the shared assignee rules ([`thirdparty_core::assignee`]); an issue has several
+//!   assignees and a case one, so unassigning someone the case does not hold is `no_change`;
+//! - comments: created with the idempotency key `github:{host}:{issue_id}:{comment_id}` and the
+//!   GitHub author preserved; a replay is `duplicate_event`.
+
+use async_trait::async_trait;
+use thirdparty_core::assignee::{assignee_change, resolve_user_id};
+use thirdparty_core::{
+    Case, CaseApi, CaseApiError, CaseUpdate, Changelog, ChangelogType, FieldChange, FilterReason,
+    NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter, present,
+};
+
+use crate::INTEGRATION;
+use crate::filterer::planned_change;
+
+/// The GitHub processor. Stateless.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitHubProcessor;
+
+impl GitHubProcessor {
+    /// The processor.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// The idempotency key of a GitHub comment: `github:{host}:{issue_id}:{comment_id}`.
+pub fn comment_idempotency_key(host: &str, issue_id: &str, comment_id: &str) -> String {
+    format!("{INTEGRATION}:{host}:{issue_id}:{comment_id}")
+}
+
+#[async_trait]
+impl Processor for GitHubProcessor {
+    async fn process(
+        &self,
+        changelog: &Changelog,
+        case: &Case,
+        settings: &SyncSettings,
+        api: &dyn CaseApi,
+    ) -> Result<ProcessOutcome, CaseApiError> {
+        let change = match &changelog.changelog_type {
+            ChangelogType::CreateComment => return add_comment(changelog, case, api).await,
+            ChangelogType::UpdateAssignee => {
+                if present(changelog.to_id.as_ref()).is_none()
+                    && present(changelog.to_string.as_ref()).is_none()
+                {
+                    let removed = resolve_user_id(
+                        changelog,
+                        present(changelog.from_id.as_ref()),
+                        present(changelog.from_string.as_ref()),
+                        api,
+                    )
+                    .await?;
+                    if removed.is_none() || removed != case.assignee_id {
+                        return Ok(ProcessOutcome::Filtered(FilterReason::NoChange));
+                    }
+                }
+                assignee_change(changelog, case, settings, api).await?
+            }
+            _ => planned_change(changelog, case, settings),
+        };
+        match change {
+            Ok(change) => update(changelog, case, change, api).await,
+            Err(reason) => Ok(ProcessOutcome::Filtered(reason)),
+        }
+    }
+}
+
+async fn update(
+    changelog: &Changelog,
+    case: &Case,
+    change: FieldChange,
+    api: &dyn CaseApi,
+) -> Result<ProcessOutcome, CaseApiError> {
+    let update = CaseUpdate {
+        org_id: case.org_id,
+        case_id: case.id.clone(),
+        expected_version: case.version,
+        change,
+        writer: UpdateWriter::sync(changelog),
+    };
+    api.update_case(&update).await?;
+    Ok(ProcessOutcome::Applied)
+}
+
+async fn add_comment(
+    changelog: &Changelog,
+    case: &Case,
+    api: &dyn CaseApi,
+) -> Result<ProcessOutcome, CaseApiError> {
+    let Some(body) = changelog.body.as_ref().filter(|b| !b.trim().is_empty()) else {
+        return Ok(ProcessOutcome::Filtered(FilterReason::EmptyComment));
+    };
+    let Some(comment_id) = present(changelog.comment_id.as_ref()) else {
+        // Without the comment id there is no idempotency key: a replay would duplicate it.
+        return Ok(ProcessOutcome::Filtered(FilterReason::InvalidFieldValue));
+    };
+    let comment = NewComment {
+        org_id: case.org_id,
+        case_id: case.id.clone(),
+        idempotency_key: comment_idempotency_key(
+            &changelog.site,
+            &changelog.third_party_id,
+            comment_id,
+        ),
+        body: body.clone(),
+        author: changelog.author.clone().unwrap_or_default(),
+        is_work_note: false,
+        integration: INTEGRATION.to_owned(),
+        source_event_time: changelog.event_timestamp,
+    };
+    let outcome = api.add_comment(&comment).await?;
+    if outcome.created {
+        Ok(ProcessOutcome::Applied)
+    } else {
+        Ok(ProcessOutcome::Filtered(FilterReason::DuplicateEvent))
+    }
+}

@@ -80,6 +80,7 @@ pub fn run(root: &Path, broker: BrokerKind) -> Result<()> {
 pub(crate) struct Binaries {
     pub(crate) jira_reader: PathBuf,
     pub(crate) servicenow_reader: PathBuf,
+    pub(crate) github_reader: PathBuf,
     pub(crate) sandbox: PathBuf,
 }
 
@@ -90,7 +91,7 @@ pub(crate) fn build(root: &Path) -> Result<Binaries> {
 
 /// `cargo build` of the readers and the sandbox with extra features (`jira-reader/x`, ...).
 pub(crate) fn build_with(root: &Path, features: &[&str]) -> Result<Binaries> {
-    println!("Building jira-reader, servicenow-reader and case-api-sandbox...");
+    println!("Building jira-reader, servicenow-reader, github-reader and case-api-sandbox...");
     let mut args = vec![
         "build",
         "--message-format=json-render-diagnostics",
@@ -98,6 +99,8 @@ pub(crate) fn build_with(root: &Path, features: &[&str]) -> Result<Binaries> {
         "jira-reader",
         "-p",
         "servicenow-reader",
+        "-p",
+        "github-reader",
         "-p",
         "case-api-sandbox",
     ];
@@ -133,6 +136,7 @@ pub(crate) fn build_with(root: &Path, features: &[&str]) -> Result<Binaries> {
     Ok(Binaries {
         jira_reader: take("jira-reader")?,
         servicenow_reader: take("servicenow-reader")?,
+        github_reader: take("github-reader")?,
         sandbox: take("case-api-sandbox")?,
     })
 }
@@ -166,13 +170,22 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
             &sandbox,
             dir,
         )?,
+        github: start_reader(
+            Flavor::GitHub,
+            &bins.github_reader,
+            &bootstrap,
+            &sandbox,
+            dir,
+        )?,
     };
     readers.jira.wait_ready(START_TIMEOUT).await?;
     readers.servicenow.wait_ready(START_TIMEOUT).await?;
+    readers.github.wait_ready(START_TIMEOUT).await?;
     println!(
-        "Readers ready: jira (health {}), servicenow (health {}); logs in {}",
+        "Readers ready: jira (health {}), servicenow (health {}), github (health {}); logs in {}",
         readers.jira.health,
         readers.servicenow.health,
+        readers.github.health,
         dir.display()
     );
 
@@ -231,9 +244,17 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
 
 /// SIGTERM to both readers (each must exit 0) and the sandbox; returns what went wrong.
 async fn stop(readers: Readers, sandbox: Sandbox) -> Vec<String> {
-    let Readers { jira, servicenow } = readers;
+    let Readers {
+        jira,
+        servicenow,
+        github,
+    } = readers;
     let mut errors = Vec::new();
-    for (name, reader) in [("jira", jira), ("servicenow", servicenow)] {
+    for (name, reader) in [
+        ("jira", jira),
+        ("servicenow", servicenow),
+        ("github", github),
+    ] {
         match reader.terminate(STOP_TIMEOUT).await {
             Ok(Some(0)) => {}
             Ok(code) => errors.push(format!("the {name} reader exited with {code:?}, not 0")),
@@ -244,7 +265,7 @@ async fn stop(readers: Readers, sandbox: Sandbox) -> Vec<String> {
         errors.push(format!("sandbox: {e:#}"));
     }
     if errors.is_empty() {
-        println!("\nStopped both readers (exit 0) and the sandbox.");
+        println!("\nStopped the three readers (exit 0) and the sandbox.");
     }
     errors
 }
@@ -388,6 +409,7 @@ impl Sandbox {
 struct Readers {
     jira: ReaderProcess,
     servicenow: ReaderProcess,
+    github: ReaderProcess,
 }
 
 impl Readers {
@@ -395,6 +417,7 @@ impl Readers {
         match flavor {
             Flavor::Jira => &self.jira,
             Flavor::ServiceNow => &self.servicenow,
+            Flavor::GitHub => &self.github,
         }
     }
 }
@@ -412,6 +435,7 @@ fn start_reader(
     let integration = match flavor {
         Flavor::Jira => "own_account_ids = [\"5b10ac8d82e05b22cc7d4ef5\"]",
         Flavor::ServiceNow => "own_user_names = [\"datadog\"]",
+        Flavor::GitHub => "own_accounts = [\"datadog[bot]\"]",
     };
     let config = format!(
         r#"# Written by `cargo xtask demo`.
@@ -612,12 +636,16 @@ async fn print_totals(steps: &[Step], readers: &Readers) -> Result<bool> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "\nOutcomes per flavor (from each reader's /metrics):\n  {:<width$}  {:>6}  {:>10}",
-        "", "jira", "servicenow"
+        "\nOutcomes per flavor (from each reader's /metrics):\n  {:<width$}  {:>6}  {:>10}  {:>6}",
+        "", "jira", "servicenow", "github"
     );
     for row in &rows {
         let mut cells = String::new();
-        for (flavor, cell_width) in [(Flavor::Jira, 6), (Flavor::ServiceNow, 10)] {
+        for (flavor, cell_width) in [
+            (Flavor::Jira, 6),
+            (Flavor::ServiceNow, 10),
+            (Flavor::GitHub, 6),
+        ] {
             let got = count(actual.get(&flavor), row);
             let want = count(expected.get(&flavor), row);
             let cell = if got == want {
@@ -636,8 +664,8 @@ async fn print_totals(steps: &[Step], readers: &Readers) -> Result<bool> {
         .collect();
     let _ = writeln!(
         table,
-        "  {:<width$}  {:>6}  {:>10}",
-        "total", totals[0], totals[1]
+        "  {:<width$}  {:>6}  {:>10}  {:>6}",
+        "total", totals[0], totals[1], totals[2]
     );
     print!("{table}");
     if !ok {

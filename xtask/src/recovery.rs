@@ -44,7 +44,8 @@ pub(crate) async fn run(
     wait_caught_up(bootstrap, GROUP, JIRA_TOPIC, Duration::from_secs(30)).await?;
     // The live reader's decision records leave within its linger time.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let to = OffsetDateTime::now_utc();
+    // Printed to the second: one second more, so the window holds every message.
+    let to = OffsetDateTime::now_utc() + time::Duration::seconds(1);
     let committed = group_progress(bootstrap, GROUP, JIRA_TOPIC).await?;
     println!(
         "  {} status changes played: filtered project_not_found by the live reader",
@@ -117,11 +118,17 @@ async fn replay(
     all.extend_from_slice(args);
     let out = cli(binary, config, &all).await?;
     println!("  $ jira-reader {}", all.join(" "));
+    if let Some(read) = out.lines().find(|l| l.contains("messages read")) {
+        println!("      ({read})");
+    }
     let lines: Vec<String> = out
         .lines()
         .filter(|l| l.starts_with("  ") && l.contains(" -> "))
         .map(|l| l.trim().to_owned())
         .collect();
+    if lines.is_empty() {
+        println!("      no transition; the whole output:\n{out}");
+    }
     for line in &lines {
         println!("      {line}");
     }

@@ -23,6 +23,8 @@ use time::{Duration, OffsetDateTime};
 pub const JIRA_TOPIC: &str = "collaboration_integrations_jira";
 /// The ServiceNow topic.
 pub const SERVICENOW_TOPIC: &str = "collaboration_integrations_servicenow";
+/// The GitHub reader's topic.
+pub const GITHUB_TOPIC: &str = "collaboration_integrations_github";
 /// The consumer group of both readers.
 pub const GROUP: &str = "case-management";
 
@@ -51,17 +53,20 @@ pub enum Flavor {
     Jira,
     /// ServiceNow diff events.
     ServiceNow,
+    /// GitHub `issues` and `issue_comment` webhooks in the Kafka envelope.
+    GitHub,
 }
 
 impl Flavor {
-    /// Both flavors.
-    pub const ALL: [Flavor; 2] = [Flavor::Jira, Flavor::ServiceNow];
+    /// Every flavor.
+    pub const ALL: [Flavor; 3] = [Flavor::Jira, Flavor::ServiceNow, Flavor::GitHub];
 
-    /// The flavor name used in metric names (`jira`, `servicenow`).
+    /// The flavor name used in metric names (`jira`, `servicenow`, `github`).
     pub fn name(self) -> &'static str {
         match self {
             Flavor::Jira => "jira",
             Flavor::ServiceNow => "servicenow",
+            Flavor::GitHub => "github",
         }
     }
 
@@ -70,6 +75,7 @@ impl Flavor {
         match self {
             Flavor::Jira => JIRA_TOPIC,
             Flavor::ServiceNow => SERVICENOW_TOPIC,
+            Flavor::GitHub => GITHUB_TOPIC,
         }
     }
 }
@@ -697,12 +703,132 @@ pub fn steps() -> Vec<Step> {
         full[..full.len() / 2].to_vec(),
         vec![DecodeFailed],
     );
+    github_steps(&mut steps);
     steps
+}
+
+/// The seed's case linked to GitHub issue Codertocat/Hello-World#1.
+pub const CASE_HELLO_WORLD_1: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a08";
+
+/// A webhook body GitHub sent (`crates/integration-github/fixtures/webhooks/`), unchanged.
+fn github_body(name: &str) -> Value {
+    let text = match name {
+        "issues.labeled" => {
+            include_str!("../../crates/integration-github/fixtures/webhooks/issues.labeled.json")
+        }
+        "issues.assigned" => {
+            include_str!("../../crates/integration-github/fixtures/webhooks/issues.assigned.json")
+        }
+        "issues.opened" => {
+            include_str!("../../crates/integration-github/fixtures/webhooks/issues.opened.json")
+        }
+        "issues.reopened" => {
+            include_str!("../../crates/integration-github/fixtures/webhooks/issues.reopened.json")
+        }
+        "issue_comment.created" => include_str!(
+            "../../crates/integration-github/fixtures/webhooks/issue_comment.created.json"
+        ),
+        "issue_comment.created.pull_request" => include_str!(
+            "../../crates/integration-github/fixtures/webhooks/issue_comment.created.pull_request.json"
+        ),
+        other => unreachable!("no fixture {other}"),
+    };
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// The Kafka envelope around a GitHub webhook body (`event`: the `X-GitHub-Event` header).
+fn github(event: &str, webhook: Value) -> Vec<u8> {
+    json!({
+        "orgId": ACME, "integration": "github", "host": "github.com", "event": event,
+        "deliveryId": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "receivedAt": "2019-05-15T15:21:00Z", "webhook": webhook
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn github_steps(steps: &mut Vec<Step>) {
+    use Outcome::{Applied, Discarded, Filtered};
+    let mut add = |id, what: &str, value, expect| {
+        steps.push(Step {
+            id,
+            flavor: Flavor::GitHub,
+            key: "Codertocat/Hello-World#1".to_owned(),
+            what: what.to_owned(),
+            value,
+            expect,
+        });
+    };
+    add(
+        "G01",
+        "Hello-World#1 labeled `bug` (mapped to P2) by Codertocat",
+        github("issues", github_body("issues.labeled")),
+        vec![Applied],
+    );
+    add(
+        "G02",
+        "Hello-World#1 assigned to Codertocat",
+        github("issues", github_body("issues.assigned")),
+        vec![Applied],
+    );
+    add(
+        "G03",
+        "Hello-World#1 comment by Codertocat",
+        github("issue_comment", github_body("issue_comment.created")),
+        vec![Applied],
+    );
+    let mut by_bot = github_body("issues.assigned");
+    by_bot["sender"] = json!({"login": "datadog[bot]", "id": 41898282, "type": "Bot"});
+    add(
+        "G04",
+        "Hello-World#1 assigned by our GitHub App (datadog[bot])",
+        github("issues", by_bot),
+        vec![Filtered(FilterReason::BreakSynchronizationCycle)],
+    );
+    let mut closed = github_body("issues.reopened");
+    closed["action"] = json!("closed");
+    closed["issue"]["state"] = json!("closed");
+    closed["issue"]["state_reason"] = json!("completed");
+    closed["issue"]["updated_at"] = json!("2019-05-15T15:30:00Z");
+    add(
+        "G05",
+        "Hello-World#1 closed as completed",
+        github("issues", closed),
+        vec![Applied],
+    );
+    add(
+        "G06",
+        "an issue opened (not synced)",
+        github("issues", github_body("issues.opened")),
+        vec![Discarded],
+    );
+    add(
+        "G07",
+        "a comment on a pull request (not synced)",
+        github(
+            "issue_comment",
+            github_body("issue_comment.created.pull_request"),
+        ),
+        vec![Discarded],
+    );
 }
 
 /// The state of every case the scenario touches (or must leave untouched), after all steps.
 pub fn expected_cases() -> Vec<CaseExpectation> {
     vec![
+        CaseExpectation {
+            org_id: ACME,
+            case_id: CASE_HELLO_WORLD_1,
+            label: "GitHub Hello-World#1",
+            title: "Spelling error in the README file",
+            status: "RESOLVED",
+            priority: Some("P2"),
+            assignee: Some("Codertocat"),
+            due_date: None,
+            // 1 + priority (label), assignee, status.
+            version: 4,
+            comments: 1,
+        },
         CaseExpectation {
             org_id: ACME,
             case_id: CASE_PROJ_12,

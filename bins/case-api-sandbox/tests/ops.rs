@@ -395,7 +395,7 @@ async fn the_seed_rpc_loads_documents_and_rejects_bad_ones() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((counts.orgs, counts.cases), (2, 7));
+    assert_eq!((counts.orgs, counts.cases), (2, 8));
     assert!(api.get_case(ACME, CASE_10002).await.unwrap().is_some());
 
     let err = admin

@@ -41,6 +41,9 @@ use thirdparty_core::{CaseApi, CaseField, CaseUpdate, FieldChange};
 use tokio::sync::Mutex;
 
 use crate::demo::{Binaries, Sandbox};
+
+/// The integrations the chaos workload drives (GitHub has none yet: its readers are not run).
+pub(crate) const FLAVORS: [Flavor; 2] = [Flavor::Jira, Flavor::ServiceNow];
 use crate::scenario::{Flavor, GROUP};
 use workload::{ExpectedCase, ORG, Rng, Workload};
 
@@ -146,6 +149,7 @@ pub fn run(root: &Path, quick: bool, seed: u64, negative_control: bool) -> Resul
     let bins = Binaries {
         jira_reader: copy(&built.jira_reader)?,
         servicenow_reader: copy(&built.servicenow_reader)?,
+        github_reader: copy(&built.github_reader)?,
         sandbox: copy(&built.sandbox)?,
     };
     println!("Negative control: readers that store each offset before handling its message.");
@@ -222,7 +226,7 @@ async fn chaos(
         2 * READERS_PER_FLAVOR
     );
     let mut broker = TansuBroker::start("sqlite://tansu.db", &dir.join("tansu")).await?;
-    for flavor in Flavor::ALL {
+    for flavor in FLAVORS {
         broker.create_topic(flavor.topic(), PARTITIONS).await?;
     }
     let bootstrap = broker.bootstrap();
@@ -367,7 +371,7 @@ async fn chaos(
     let edits = editor.await?;
 
     let caught_up = async {
-        for flavor in Flavor::ALL {
+        for flavor in FLAVORS {
             wait_caught_up(&bootstrap, GROUP, flavor.topic(), plan.catch_up).await?;
         }
         Ok::<_, anyhow::Error>(())
@@ -655,10 +659,11 @@ fn start_readers(
     endpoint: &str,
 ) -> Result<Vec<Slot>> {
     let mut slots = Vec::new();
-    for flavor in Flavor::ALL {
+    for flavor in FLAVORS {
         let binary = match flavor {
             Flavor::Jira => bins.jira_reader.clone(),
             Flavor::ServiceNow => bins.servicenow_reader.clone(),
+            Flavor::GitHub => bins.github_reader.clone(),
         };
         for index in 0..READERS_PER_FLAVOR {
             let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
@@ -667,6 +672,7 @@ fn start_readers(
                 Flavor::ServiceNow => {
                     format!("own_user_names = [\"{}\"]", workload::SERVICENOW_BOT)
                 }
+                Flavor::GitHub => "own_accounts = [\"datadog[bot]\"]".to_owned(),
             };
             let config = format!(
                 r#"# Written by `cargo xtask chaos`.

@@ -154,7 +154,7 @@ fn scan(bootstrap: &str) -> Result<BTreeMap<Position, Option<usize>>> {
         .context("creating the verifying consumer")?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for flavor in Flavor::ALL {
+    for flavor in super::FLAVORS {
         let topic = flavor.topic();
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {

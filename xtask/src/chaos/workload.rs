@@ -43,6 +43,7 @@ fn case_project(flavor: Flavor, policy: ConflictPolicy) -> String {
     let base = match flavor {
         Flavor::Jira => 0x10,
         Flavor::ServiceNow => 0x20,
+        Flavor::GitHub => 0x30,
     };
     format!("7c4a0000-0000-4000-8000-0000000000{:02x}", base + n)
 }
@@ -999,6 +1000,7 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
             let integration = match c.flavor {
                 Flavor::Jira => "jira",
                 Flavor::ServiceNow => "servicenow",
+                Flavor::GitHub => "github",
             };
             json!({
                 "id": c.case_id,

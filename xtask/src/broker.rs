@@ -138,6 +138,24 @@ pub fn e2e(root: &std::path::Path) -> Result<()> {
         .args([
             "test",
             "-p",
+            "github-reader",
+            "--test",
+            "e2e",
+            "tansu::",
+            "--",
+            "--ignored",
+        ])
+        .env("TANSU_BIN", &tansu)
+        .current_dir(root)
+        .status()
+        .context("running the github end-to-end test on tansu")?;
+    if !status.success() {
+        bail!("the github end-to-end test on tansu failed ({status})");
+    }
+    let status = crate::cargo_command()
+        .args([
+            "test",
+            "-p",
             "jira-reader",
             "--test",
             "bad_input",

@@ -14,7 +14,7 @@ import tomllib
 
 import yaml
 
-FLAVORS = ("jira", "servicenow")
+FLAVORS = ("jira", "servicenow", "github")
 HEALTH_PORT = 8080
 PROBE_DELAY_S = 30
 SKIP = ["collaboration_integrations_{flavor}:3:1042", "0:7"]
@@ -88,7 +88,8 @@ def check_objects(objs, flavor, tenant, skip, reader_bin_dir):
     check(config["kafka"]["topic"] == f"collaboration_integrations_{flavor}",
           f"topic {config['kafka'].get('topic')}")
     check(config["kafka"]["group_id"] == "case-management", "group_id")
-    integration = {"jira": "own_account_ids", "servicenow": "own_user_names"}[flavor]
+    integration = {"jira": "own_account_ids", "servicenow": "own_user_names",
+                   "github": "own_accounts"}[flavor]
     check(set(config["integration"]) == {integration}, f"[integration] {config['integration']}")
     check(config["skip"]["messages"] == skip, f"skip list {config['skip']}")
     check(config["health"]["listen"] == f"0.0.0.0:{HEALTH_PORT}", "health listen")

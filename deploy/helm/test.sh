@@ -40,7 +40,7 @@ if ! python3 -c 'import yaml' 2>/dev/null; then
 fi
 
 # The flavor binaries, to run `validate-config` on each rendered config.
-(cd "$root" && cargo build --quiet -p jira-reader -p servicenow-reader)
+(cd "$root" && cargo build --quiet -p jira-reader -p servicenow-reader -p github-reader)
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
 
 exec python3 "$here/check_chart.py" --helm "$helm" --chart "$here/case-third-party-reader" \

@@ -22,7 +22,7 @@ const MIRRORS: &[&str] = &[
 ];
 /// The image's user (`USER 65532:65532` in the Dockerfile).
 const USER: &str = "65532:65532";
-const FLAVORS: &[&str] = &["jira-reader", "servicenow-reader"];
+const FLAVORS: &[&str] = &["jira-reader", "servicenow-reader", "github-reader"];
 
 /// The package list shared with the Dockerfile.
 fn runtime_packages(root: &Path) -> Result<Vec<String>> {

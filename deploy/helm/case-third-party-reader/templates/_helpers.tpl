@@ -1,8 +1,8 @@
-{{/* The flavor, required: jira or servicenow. */}}
+{{/* The flavor, required: jira, servicenow or github. */}}
 {{- define "ctpr.flavor" -}}
 {{- $flavor := required "flavor must be set: -f values/flavors/<flavor>.yaml" .Values.flavor -}}
-{{- if not (has $flavor (list "jira" "servicenow")) -}}
-{{- fail (printf "flavor must be jira or servicenow, not %q" $flavor) -}}
+{{- if not (has $flavor (list "jira" "servicenow" "github")) -}}
+{{- fail (printf "flavor must be jira, servicenow or github, not %q" $flavor) -}}
 {{- end -}}
 {{- $flavor -}}
 {{- end -}}

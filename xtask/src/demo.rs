@@ -503,7 +503,7 @@ async fn tally(reader: &ReaderProcess, flavor: Flavor) -> Result<Tally> {
     );
     let filtered = format!("dd_case_third_party_reader_{}_filtered", flavor.name());
     for (reason, value) in metric_by_label(&text, &filtered, "reason") {
-        let reason = FilterReason::parse(&reason)
+        let reason = FilterReason::parse_with(&reason, integration_jira::REASONS)
             .with_context(|| format!("unknown filter reason `{reason}` in /metrics"))?;
         add(Outcome::Filtered(reason), value);
     }

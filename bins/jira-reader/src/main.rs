@@ -21,6 +21,7 @@ impl Flavor for JiraFlavor {
     const NAME: &'static str = "jira";
     const DEFAULT_TOPIC: &'static str = "collaboration_integrations_jira";
     type Settings = JiraSettings;
+    const REASONS: &'static [reader_runtime::FilterReason] = integration_jira::REASONS;
 
     fn stages(settings: &JiraSettings) -> Stages {
         Stages {

@@ -197,6 +197,18 @@ async fn every_decision_is_logged_with_key_and_case_and_produced_to_the_decision
         ),
         3.0
     );
+    // The end-to-end latency carries Jira's own tags (the integration's `latency_tags`).
+    let latency = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("case_case_third_party_reader_end_to_end_latency") && !l.starts_with('#')
+        })
+        .unwrap_or_else(|| panic!("no latency metric: {metrics}"));
+    assert!(
+        latency.contains("jira_account_id=\"acme.atlassian.net\"")
+            && latency.contains("jira_project_id=\"10000\""),
+        "{latency}"
+    );
     // `why` finds an item's decisions in the topic, by key or id, on its site.
     let config = env.dir.join("reader.toml");
     let why = |args: &[&str]| {

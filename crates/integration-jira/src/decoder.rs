@@ -77,6 +77,15 @@ impl Decoder for JiraDecoder {
         INTEGRATION
     }
 
+    /// The end-to-end latency per Jira site and project, as operators key on it
+    /// (`docs/design.md`, "Names operators key on").
+    fn latency_tags(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("jira_account_id", crate::META_ACCOUNT_ID),
+            ("jira_project_id", crate::META_PROJECT_ID),
+        ]
+    }
+
     fn decode(&self, value: &[u8]) -> Result<Vec<Changelog>, DecodeError> {
         if value.len() > self.max_payload_bytes {
             return Err(DecodeError::TooLarge {

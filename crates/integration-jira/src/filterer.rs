@@ -180,7 +180,7 @@ impl Filterer for JiraFilterer {
             other => {
                 let field = other.case_field()?;
                 if !settings.field_synced(field) {
-                    return Some(FilterReason::FieldJiraBiSyncDisabled);
+                    return Some(crate::FIELD_JIRA_BI_SYNC_DISABLED);
                 }
                 if let Some(reason) = case.changelog_ordering_reason(field, changelog) {
                     return Some(reason);
@@ -656,7 +656,7 @@ mod tests {
         s.field_sync.insert(CaseField::DueDate, false);
         assert_eq!(
             filter(&due, &case(), &s),
-            Some(FilterReason::FieldJiraBiSyncDisabled)
+            Some(crate::FIELD_JIRA_BI_SYNC_DISABLED)
         );
     }
 

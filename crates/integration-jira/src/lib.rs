@@ -33,3 +33,14 @@ pub const META_ACCOUNT_ID: &str = "account_id";
 pub const META_PROJECT_ID: &str = "project_id";
 /// Changelog metadata key of the Jira issue type id (`issue.fields.issuetype.id`).
 pub const META_ISSUE_TYPE_ID: &str = "issue_type_id";
+
+/// Jira's own filter reason: the project's per-field bidirectional switch for this field is off
+/// (`field_jira_bi_sync_disabled`, the name operators key on).
+pub const FIELD_JIRA_BI_SYNC_DISABLED: thirdparty_core::FilterReason =
+    thirdparty_core::FilterReason::Integration(thirdparty_core::IntegrationReason::new(
+        "field_jira_bi_sync_disabled",
+        "The project's per-field bidirectional switch for this field is off.",
+    ));
+
+/// The filter reasons Jira owns besides the core's.
+pub const REASONS: &[thirdparty_core::FilterReason] = &[FIELD_JIRA_BI_SYNC_DISABLED];

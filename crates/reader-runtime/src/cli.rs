@@ -266,8 +266,12 @@ async fn replay<F: Flavor>(config_path: Option<&Path>, args: ReplayArgs) -> Resu
         .reasons
         .iter()
         .map(|name| {
-            FilterReason::parse(name.trim()).with_context(|| {
-                let names: Vec<&str> = FilterReason::ALL.iter().map(|r| r.as_str()).collect();
+            FilterReason::parse_with(name.trim(), F::REASONS).with_context(|| {
+                let names: Vec<&str> = FilterReason::ALL
+                    .iter()
+                    .chain(F::REASONS)
+                    .map(|r| r.as_str())
+                    .collect();
                 format!(
                     "--reason {name:?} is no filter reason; one of: {}",
                     names.join(", ")

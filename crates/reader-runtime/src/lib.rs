@@ -23,3 +23,4 @@ pub mod why;
 pub use cli::main;
 pub use config::Config;
 pub use flavor::{Flavor, Stages};
+pub use thirdparty_core::FilterReason;

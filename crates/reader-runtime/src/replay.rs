@@ -634,8 +634,7 @@ impl Replayer<'_> {
                 r.decision == DecisionKind::Filtered
                     && r.reason
                         .as_deref()
-                        .and_then(FilterReason::parse)
-                        .is_some_and(|reason| query.reasons.contains(&reason))
+                        .is_some_and(|name| query.reasons.iter().any(|q| q.as_str() == name))
             });
         }
         true

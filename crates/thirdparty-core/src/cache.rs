@@ -294,7 +294,7 @@ mod tests {
             Duration::seconds(30),
             clock.clone(),
         );
-        let key = (1, "jira".to_owned());
+        let key = (1, "toy".to_owned());
         let loads = AtomicU64::new(0);
         let load = || async {
             loads.fetch_add(1, Ordering::Relaxed);

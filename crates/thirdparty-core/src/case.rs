@@ -133,7 +133,7 @@ impl Case {
     /// The ordering check of a field change: an event older than the field's watermark for its
     /// item is `out_of_order_event`; one at the watermark whose change was already applied is a
     /// replay (`duplicate_event`); a different change at the same source time is a new change,
-    /// applied in delivery order (sources such as ServiceNow have one-second precision).
+    /// applied in delivery order (some sources have one-second precision).
     pub fn ordering_reason(
         &self,
         field: CaseField,
@@ -305,12 +305,12 @@ impl Case {
 /// only inside their site (`docs/design.md`, "References are scoped to their site").
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ExternalReference {
-    /// The integration (`jira`, `servicenow`, ...).
+    /// The integration (its name for itself).
     pub integration: String,
-    /// The site the item lives on (a Jira site, a ServiceNow instance, a GitHub host).
+    /// The site the item lives on (a cloud site, an instance, a host).
     #[serde(default)]
     pub site: String,
-    /// The item's stable id on that site (Jira issue id, ServiceNow sys_id).
+    /// The item's stable id on that site.
     pub reference: String,
 }
 
@@ -652,8 +652,8 @@ pub struct SyncMetadata {
     /// The case project whose settings apply to items in this scope.
     pub project_id: String,
     /// Scope keys matched against a changelog's `metadata`: a key matches when its list is
-    /// empty (any value) or holds the changelog's value (Jira: `account_id`, `project_id`,
-    /// `issue_type_id`; ServiceNow: `instance_name`).
+    /// empty (any value) or holds the changelog's value (`account_id`, `project_id`,
+    /// `instance_name`, ... as the integration names its scope).
     #[serde(default)]
     pub scope: BTreeMap<String, BTreeSet<String>>,
     /// Third-party custom field id -> case field, for this scope.
@@ -685,7 +685,7 @@ pub struct UserQuery {
     pub org_id: u64,
     /// The integration.
     pub integration: String,
-    /// The third-party user id (Jira accountId or username).
+    /// The third-party user id (an account id or user name).
     pub external_id: Option<String>,
     /// The display name.
     pub display_name: Option<String>,

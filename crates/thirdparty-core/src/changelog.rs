@@ -18,22 +18,21 @@ pub const UNSUPPORTED_PREFIX: &str = "unsupported_";
 /// filtered, processed and counted on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changelog {
-    /// The integration that produced it (`jira`, `servicenow`, ...).
+    /// The integration that produced it (the name its decoder gives itself).
     pub integration: String,
     /// The organization that owns the integration.
     pub org_id: u64,
     /// What changed.
     pub changelog_type: ChangelogType,
-    /// The site the item lives on (Jira site, ServiceNow instance, ...): third-party ids are
+    /// The site the item lives on (a cloud site, an instance, a host): third-party ids are
     /// unique only inside their site, so every reference is keyed by (integration, site, id).
     /// See `docs/design.md`, "References are scoped to their site". Not part of the JSON form
-    /// (the integration's `metadata` already names the site there: Jira `account_id`,
-    /// ServiceNow `instance_name`); accepted when present.
+    /// (the integration's `metadata` already names the site there); accepted when present.
     #[serde(default, skip_serializing)]
     pub site: String,
-    /// The third-party item's stable id (Jira issue id, ServiceNow sys_id).
+    /// The third-party item's stable id (an issue id, a record's sys id).
     pub third_party_id: String,
-    /// The third-party item's human key (Jira `PROJ-12`), when it has one.
+    /// The third-party item's human key (`PROJ-12`, `owner/repo#7`), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub third_party_key: Option<String>,
     /// When the change happened in the third-party system.
@@ -42,16 +41,16 @@ pub struct Changelog {
     /// Who made the change, as the third-party system names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<Author>,
-    /// Previous value's id (Jira `from`).
+    /// Previous value's id (a status id, a user id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_id: Option<String>,
-    /// Previous value's label (Jira `fromString`).
+    /// Previous value's label (a status name, a user name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_string: Option<String>,
-    /// New value's id (Jira `to`, ServiceNow state code).
+    /// New value's id (a status id, a state code, a user id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_id: Option<String>,
-    /// New value's label (Jira `toString`).
+    /// New value's label (a status name, a user name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_string: Option<String>,
     /// Comment text, byte for byte (only for `create_comment`). Never logged.
@@ -60,14 +59,14 @@ pub struct Changelog {
     /// The source's id of the comment, used to build the comment's idempotency key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment_id: Option<String>,
-    /// True for ServiceNow work notes (internal comments).
+    /// True for work notes (internal comments).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_work_note: bool,
-    /// A direct reference to the case, when the source carries one (ServiceNow `correlationId`).
+    /// A direct reference to the case, when the source carries one (a correlation id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_reference: Option<String>,
-    /// Integration-specific scope (Jira: `account_id`, `project_id`, `issue_type_id`;
-    /// ServiceNow: `instance_name`).
+    /// Integration-specific scope (`account_id`, `project_id`, `instance_name`, ...), matched
+    /// against the organization's sync metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
 }
@@ -189,7 +188,7 @@ impl Fnv1a {
 /// The author of a change as the third-party system names them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Author {
-    /// Stable id (Jira Cloud accountId, Jira Server username, ServiceNow user name).
+    /// Stable id (an account id, a user name, a numeric user id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Human-readable name.
@@ -376,7 +375,7 @@ mod tests {
     #[test]
     fn json_form_matches_the_spec_keys() {
         let mut c = Changelog::new(
-            "jira",
+            "toy",
             123456,
             ChangelogType::UpdateStatus,
             "10002",
@@ -392,17 +391,17 @@ mod tests {
         c.to_id = Some("3".into());
         c.to_string = Some("In Progress".into());
         c.metadata
-            .insert("account_id".into(), "acme.atlassian.net".into());
+            .insert("account_id".into(), "acme.example.com".into());
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
-                "integration": "jira", "org_id": 123456, "changelog_type": "update_status",
+                "integration": "toy", "org_id": 123456, "changelog_type": "update_status",
                 "third_party_id": "10002", "third_party_key": "PROJ-12",
                 "event_timestamp": "2024-01-15T10:30:00Z",
                 "author": {"id": "5b10a", "display_name": "Jane Doe"},
                 "from_id": "10003", "from_string": "To Do", "to_id": "3", "to_string": "In Progress",
-                "metadata": {"account_id": "acme.atlassian.net"}
+                "metadata": {"account_id": "acme.example.com"}
             })
         );
         let back: Changelog = serde_json::from_value(json).unwrap();

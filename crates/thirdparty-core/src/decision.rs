@@ -60,7 +60,7 @@ pub struct DecisionRecord {
     pub site: Option<String>,
     /// The third-party item's stable id.
     pub third_party_id: Option<String>,
-    /// The third-party item's human key (Jira `PROJ-12`).
+    /// The third-party item's human key (`PROJ-12`, `owner/repo#7`).
     pub third_party_key: Option<String>,
     /// The case the change was for, when one was found.
     pub case_id: Option<String>,
@@ -205,17 +205,17 @@ mod tests {
     #[test]
     fn a_changelog_record_carries_the_item_the_case_and_no_body() {
         let mut changelog = Changelog::new(
-            "jira",
+            "toy",
             123,
             ChangelogType::CreateComment,
             "10002",
             datetime!(2024-06-01 10:00 UTC),
         );
-        changelog.site = "acme.atlassian.net".into();
+        changelog.site = "acme.example.com".into();
         changelog.third_party_key = Some("PROJ-12".into());
         changelog.body = Some("secret body text".into());
         let position = MessagePosition {
-            topic: "collaboration_integrations_jira".into(),
+            topic: "collaboration_integrations_toy".into(),
             partition: 3,
             offset: 42,
         };
@@ -228,7 +228,7 @@ mod tests {
             None,
             datetime!(2024-06-01 10:00:05 UTC),
         );
-        assert_eq!(record.key(), "123:jira:acme.atlassian.net:10002");
+        assert_eq!(record.key(), "123:toy:acme.example.com:10002");
         assert_eq!(record.outcome(), "filtered (project_not_found)");
         let json = serde_json::to_string(&record).unwrap();
         assert!(!json.contains("secret body"), "{json}");
@@ -251,13 +251,13 @@ mod tests {
         };
         let error = HandleError::Decode(DecodeError::Malformed("eof".into()));
         let record = DecisionRecord::for_message(
-            "jira",
+            "toy",
             Some(&position),
             &error,
             datetime!(2024-06-01 10:00 UTC),
         );
         assert_eq!(record.decision, DecisionKind::Undecodable);
-        assert_eq!(record.key(), "jira:message:t:0:7");
+        assert_eq!(record.key(), "toy:message:t:0:7");
         assert_eq!(record.outcome(), "undecodable (malformed)");
     }
 }

@@ -15,9 +15,17 @@ use crate::error::DecodeError;
 /// - malformed bytes are [`DecodeError::Malformed`] (skipped), valid JSON that fails validation
 ///   is [`DecodeError::Invalid`] and unknown events [`DecodeError::UnsupportedEvent`] (discarded).
 pub trait Decoder: Send + Sync + fmt::Debug {
-    /// The integration name this decoder produces changelogs for (`jira`, `servicenow`).
+    /// The integration name this decoder produces changelogs for (`Changelog::integration`,
+    /// the settings and metadata key, the default flavor).
     fn integration(&self) -> &'static str;
 
     /// Decodes one message value.
     fn decode(&self, value: &[u8]) -> Result<Vec<Changelog>, DecodeError>;
+
+    /// The integration's own tags on the end-to-end latency distribution, as
+    /// `(tag, changelog metadata key)` pairs: each applied changelog's metadata value under
+    /// that key becomes the tag's value (empty when absent). None by default.
+    fn latency_tags(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }

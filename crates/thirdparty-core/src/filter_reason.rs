@@ -1,9 +1,13 @@
 //! The closed set of reasons a changelog is dropped instead of applied.
 //!
 //! Every name is stable: it is the `reason` tag of `dd.case_third_party_reader.{flavor}.filtered`
-//! and appears in `explain` output and logs. The first fourteen are the original service's
-//! names (`docs/design.md`, "Names operators key on"). Adding a reason is a reviewed change:
+//! and appears in `explain` output and logs. Most are the original service's names
+//! (`docs/design.md`, "Names operators key on"). Adding a reason is a reviewed change:
 //! dashboards and alerts key on these names.
+//!
+//! The core's reasons mean the same for every integration. A reason only one integration can
+//! reach, under a name of its own, is that integration's: it declares an [`IntegrationReason`]
+//! constant and lists it in its flavor's reasons, so the core names no integration.
 
 use std::fmt;
 
@@ -12,27 +16,35 @@ use serde::{Deserialize, Serialize};
 macro_rules! filter_reasons {
     ($( $(#[doc = $doc:literal])+ $variant:ident => $name:literal, )+) => {
         /// Why a changelog was dropped. See each variant for the stage that reaches it.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum FilterReason {
             $( $(#[doc = $doc])+ $variant, )+
+            /// A reason one integration owns (its name and meaning are in that integration's
+            /// docs); see [`IntegrationReason`].
+            Integration(IntegrationReason),
         }
 
         impl FilterReason {
-            /// Every reason, in declaration order.
+            /// Every core reason, in declaration order (integrations list their own).
             pub const ALL: &'static [FilterReason] = &[$(FilterReason::$variant,)+];
 
             /// The stable snake_case name.
             pub fn as_str(self) -> &'static str {
-                match self { $(FilterReason::$variant => $name,)+ }
+                match self {
+                    $(FilterReason::$variant => $name,)+
+                    FilterReason::Integration(reason) => reason.name,
+                }
             }
 
             /// The doc line of the reason (shown by `explain` and the README reference).
             pub fn description(self) -> &'static str {
-                match self { $(FilterReason::$variant => concat!($($doc),+).trim_ascii(),)+ }
+                match self {
+                    $(FilterReason::$variant => concat!($($doc),+).trim_ascii(),)+
+                    FilterReason::Integration(reason) => reason.description,
+                }
             }
 
-            /// Parses a stable name.
+            /// Parses the stable name of a core reason.
             pub fn parse(name: &str) -> Option<Self> {
                 match name { $($name => Some(FilterReason::$variant),)+ _ => None }
             }
@@ -43,8 +55,6 @@ macro_rules! filter_reasons {
 filter_reasons! {
     /// The change was made by one of our own sync users: applying it would echo our own write.
     BreakSynchronizationCycle => "break_synchronization_cycle",
-    /// The project's per-field bidirectional switch for this field is off.
-    FieldJiraBiSyncDisabled => "field_jira_bi_sync_disabled",
     /// The third-party value (priority id, status id, state code) has no case value mapped to it.
     FieldValueNotMapped => "field_value_not_mapped",
     /// The change conflicts with the case under the field's conflict policy: `strict`, its `from` differs from the case's value; `converge`, it does and a person changed the field in the case since the sync last wrote it.
@@ -71,7 +81,7 @@ filter_reasons! {
     /// race. Counted, not dropped: the message goes back to the retry policy (backoff, then
     /// handled again whole), so a busy case delays a change but never loses it.
     CaseVersionMismatch => "case_version_mismatch",
-    /// The ServiceNow instance is not configured for the organization.
+    /// The item's site (an instance of the third-party system) is not configured for the organization.
     InstanceNotConfigured => "instance_not_configured",
     /// The project's sync type does not pull from the third party (push only).
     SyncTypeNotPull => "sync_type_not_pull",
@@ -103,6 +113,44 @@ filter_reasons! {
     ManualConflict => "manual_conflict",
 }
 
+/// A filter reason one integration owns: a stable snake_case name and the one-line meaning shown
+/// by `explain` and the README, declared as a constant by the integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntegrationReason {
+    name: &'static str,
+    description: &'static str,
+}
+
+impl IntegrationReason {
+    /// A reason named `name` (stable, snake_case) that means `description`.
+    pub const fn new(name: &'static str, description: &'static str) -> Self {
+        Self { name, description }
+    }
+}
+
+impl FilterReason {
+    /// Parses a stable name among the core reasons and `extra` (an integration's own).
+    pub fn parse_with(name: &str, extra: &[FilterReason]) -> Option<Self> {
+        Self::parse(name).or_else(|| extra.iter().copied().find(|r| r.as_str() == name))
+    }
+}
+
+impl Serialize for FilterReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterReason {
+    /// A core reason's name (an integration's own reasons are parsed with
+    /// [`FilterReason::parse_with`]).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown filter reason `{name}`")))
+    }
+}
+
 impl fmt::Display for FilterReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -113,9 +161,10 @@ impl fmt::Display for FilterReason {
 mod tests {
     use super::*;
 
-    const SEED_REASONS: [&str; 14] = [
+    /// The original service's names the core owns (the fourteenth, a per-field switch of one
+    /// integration, is that integration's own reason).
+    const SEED_REASONS: [&str; 13] = [
         "break_synchronization_cycle",
-        "field_jira_bi_sync_disabled",
         "field_value_not_mapped",
         "state_conflict",
         "no_corresponding_case",
@@ -131,8 +180,8 @@ mod tests {
     ];
 
     #[test]
-    fn at_least_27_reasons_including_the_seeds_14() {
-        assert!(FilterReason::ALL.len() >= 27, "{}", FilterReason::ALL.len());
+    fn the_core_reasons_include_the_seeds() {
+        assert!(FilterReason::ALL.len() >= 26, "{}", FilterReason::ALL.len());
         for name in SEED_REASONS {
             assert!(
                 FilterReason::parse(name).is_some(),

@@ -15,7 +15,7 @@ use crate::filter_reason::FilterReason;
 /// How the pipeline finds the case a changelog applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaseLookup {
-    /// By case id (ServiceNow `correlationId`), falling back to the external reference when no
+    /// By case id (a correlation id the source carries), falling back to the external reference when no
     /// case has that id.
     ById {
         /// The case id the event names.

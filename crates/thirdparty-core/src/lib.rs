@@ -41,7 +41,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{DecisionKind, DecisionRecord, DecisionSink};
 pub use decoder::Decoder;
 pub use error::{CaseApiError, DecodeError, ErrorClass, HandleError};
-pub use filter_reason::FilterReason;
+pub use filter_reason::{FilterReason, IntegrationReason};
 pub use filterer::{CaseLookup, Filterer, PreFilterContext};
 pub use pipeline::{
     ChangelogReport, Decision, MessageOutcome, Payload, Pipeline, PipelineBuilder, PipelineConfig,

@@ -97,7 +97,7 @@ pub enum MessageOutcome {
 /// Pipeline settings.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// The flavor name used in metric names and tags (`jira`, `servicenow`).
+    /// The flavor name used in metric names and tags (the integration's name by default).
     pub flavor: String,
     /// How many times a version conflict re-reads the case and filters again before it is
     /// counted as `case_version_mismatch` and handed to the retry policy (never dropped).
@@ -199,7 +199,7 @@ impl PipelineBuilder {
                 c.negative_cache_ttl,
                 self.clock.clone(),
             ),
-            telemetry: Telemetry::new(&c.flavor),
+            telemetry: Telemetry::new(&c.flavor).with_latency_tags(self.decoder.latency_tags()),
             decoder: self.decoder,
             filterer: self.filterer,
             processor: self.processor,
@@ -508,7 +508,7 @@ impl Pipeline {
     }
 
     /// Leaves a conflict entry on the case timeline for a change the `manual` policy did not
-    /// apply ("jira (acme.atlassian.net) says In Review, the case says RESOLVED"), idempotently
+    /// apply ("toy (acme.example.com) says In Review, the case says RESOLVED"), idempotently
     /// by the change's key. The entry's text is never logged.
     async fn leave_conflict_entry(
         &self,
@@ -657,19 +657,19 @@ fn settle(err: HandleError) -> Result<Decision, HandleError> {
     }
 }
 
-/// The root span, named `handler_{flavor}` for the flavors we ship.
+/// The root span: `handler`, exported as `handler_{flavor}` (`otel.name`).
 fn handler_span(flavor: &str, position: Option<&MessagePosition>) -> tracing::Span {
     let (topic, partition, offset) = position
         .map(|p| (p.topic.as_str(), p.partition, p.offset))
         .unwrap_or(("", -1, -1));
-    let _ = spans::HANDLER_PREFIX;
-    match flavor {
-        "jira" => tracing::info_span!("handler_jira", flavor, topic, partition, offset),
-        "servicenow" => tracing::info_span!("handler_servicenow", flavor, topic, partition, offset),
-        _ => {
-            tracing::info_span!("handler", otel.name = %format!("handler_{flavor}"), flavor, topic, partition, offset)
-        }
-    }
+    tracing::info_span!(
+        "handler",
+        otel.name = %format_args!("{}{flavor}", spans::HANDLER_PREFIX),
+        flavor,
+        topic,
+        partition,
+        offset
+    )
 }
 
 /// The time since `event` by `clock`, in milliseconds (never negative).

@@ -149,8 +149,8 @@ mod tests {
 
     #[test]
     fn parses_both_forms_and_rejects_garbage() {
-        let e: SkipEntry = "collaboration_integrations_jira:3:42".parse().unwrap();
-        assert_eq!(e.topic.as_deref(), Some("collaboration_integrations_jira"));
+        let e: SkipEntry = "collaboration_integrations_toy:3:42".parse().unwrap();
+        assert_eq!(e.topic.as_deref(), Some("collaboration_integrations_toy"));
         assert_eq!((e.partition, e.offset), (3, 42));
         let e: SkipEntry = " 1:7 ".parse().unwrap();
         assert_eq!((e.topic, e.partition, e.offset), (None, 1, 7));

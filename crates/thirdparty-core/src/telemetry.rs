@@ -71,6 +71,8 @@ pub struct Telemetry {
     // Shared, so the label and name of every metric call are a reference count, not a copy.
     flavor: Arc<str>,
     filtered_name: Arc<str>,
+    /// The integration's latency tags: (tag, changelog metadata key).
+    latency_tags: &'static [(&'static str, &'static str)],
 }
 
 impl Telemetry {
@@ -79,7 +81,15 @@ impl Telemetry {
         Self {
             flavor: Arc::from(flavor),
             filtered_name: Arc::from(filtered_metric_name(flavor)),
+            latency_tags: &[],
         }
+    }
+
+    /// The same telemetry, tagging the end-to-end latency with the integration's own tags
+    /// ([`crate::Decoder::latency_tags`]).
+    pub fn with_latency_tags(mut self, tags: &'static [(&'static str, &'static str)]) -> Self {
+        self.latency_tags = tags;
+        self
     }
 
     /// The flavor.
@@ -94,13 +104,15 @@ impl Telemetry {
         counter!(CHANGELOG_PROCESSED,
             "org_id" => org_id.clone(), "flavor" => self.flavor.clone(), "changelog_type" => changelog_type)
         .increment(1);
-        histogram!(END_TO_END_LATENCY,
-            "org_id" => org_id,
-            "changelog_type" => changelog_type,
-            "flavor" => self.flavor.clone(),
-            "jira_account_id" => changelog.metadata_value("account_id").unwrap_or("").to_owned(),
-            "jira_project_id" => changelog.metadata_value("project_id").unwrap_or("").to_owned())
-        .record(latency_ms);
+        let mut labels = Vec::with_capacity(3 + self.latency_tags.len());
+        labels.push(metrics::Label::new("org_id", org_id));
+        labels.push(metrics::Label::new("changelog_type", changelog_type));
+        labels.push(metrics::Label::new("flavor", self.flavor.clone()));
+        for (tag, key) in self.latency_tags {
+            let value = changelog.metadata_value(key).unwrap_or("").to_owned();
+            labels.push(metrics::Label::new(*tag, value));
+        }
+        histogram!(END_TO_END_LATENCY, labels).record(latency_ms);
         tracing::info!(
             org_id = changelog.org_id,
             changelog_type = %truncate_for_log(&changelog.changelog_type.name()),

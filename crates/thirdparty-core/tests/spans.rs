@@ -20,19 +20,42 @@ where
 {
     fn on_new_span(
         &self,
-        _attrs: &tracing::span::Attributes<'_>,
+        attrs: &tracing::span::Attributes<'_>,
         id: &tracing::span::Id,
         ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
         let Some(span) = ctx.span(id) else { return };
+        // The exported name: `otel.name` when the span sets one.
+        let mut name = OtelName(span.name().to_owned());
+        attrs.record(&mut name);
+        span.extensions_mut().insert(name.clone());
         let parent = span
             .parent()
-            .map(|p| p.name().to_owned())
+            .map(|p| {
+                p.extensions()
+                    .get::<OtelName>()
+                    .map_or_else(|| p.name().to_owned(), |n| n.0.clone())
+            })
             .unwrap_or_default();
-        self.0
-            .lock()
-            .unwrap()
-            .push((span.name().to_owned(), parent));
+        self.0.lock().unwrap().push((name.0, parent));
+    }
+}
+
+/// A span's exported name.
+#[derive(Clone)]
+struct OtelName(String);
+
+impl tracing::field::Visit for OtelName {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "otel.name" {
+            self.0 = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "otel.name" {
+            self.0 = value.to_owned();
+        }
     }
 }
 
@@ -54,7 +77,7 @@ fn spans_follow_the_seed_hierarchy() {
                 Arc::new(ToyProcessor),
                 api,
             )
-            .config(PipelineConfig::new("jira"))
+            .config(PipelineConfig::new("toy"))
             .clock(Arc::new(ManualClock::new(NOW)))
             .build();
             let mut comment =
@@ -68,14 +91,14 @@ fn spans_follow_the_seed_hierarchy() {
     });
     let pairs = tree.0.lock().unwrap().clone();
     let has = |span: &str, parent: &str| pairs.iter().any(|(s, p)| s == span && p == parent);
-    assert!(has("handler_jira", ""), "{pairs:?}");
-    assert!(has("decode_event", "handler_jira"), "{pairs:?}");
+    assert!(has("handler_toy", ""), "{pairs:?}");
+    assert!(has("decode_event", "handler_toy"), "{pairs:?}");
     assert!(
-        has("prefilter_third_party_changelog", "handler_jira"),
+        has("prefilter_third_party_changelog", "handler_toy"),
         "{pairs:?}"
     );
     assert!(
-        has("filter_third_party_changelog", "handler_jira"),
+        has("filter_third_party_changelog", "handler_toy"),
         "{pairs:?}"
     );
     assert!(has("get_case", "filter_third_party_changelog"), "{pairs:?}");
@@ -83,7 +106,7 @@ fn spans_follow_the_seed_hierarchy() {
         has("get_settings", "filter_third_party_changelog"),
         "{pairs:?}"
     );
-    assert!(has("process_changelog", "handler_jira"), "{pairs:?}");
+    assert!(has("process_changelog", "handler_toy"), "{pairs:?}");
     assert!(has("update_case", "process_changelog"), "{pairs:?}");
     assert!(
         has("create_timeline_cell", "process_changelog"),

@@ -18,7 +18,7 @@ use crate::support::*;
 /// The reasons a Jira changelog can be filtered with; the table must reach each one.
 const JIRA_REASONS: [FilterReason; 23] = [
     FilterReason::BreakSynchronizationCycle,
-    FilterReason::FieldJiraBiSyncDisabled,
+    integration_jira::FIELD_JIRA_BI_SYNC_DISABLED,
     FilterReason::FieldValueNotMapped,
     FilterReason::StateConflict,
     FilterReason::ManualConflict,
@@ -272,7 +272,7 @@ fn table() -> Vec<Row> {
             .message(|d| d["webhook"]["comment"]["body"] = json!(" \n\t ")),
         row(
             "status switch off",
-            R::FieldJiraBiSyncDisabled,
+            integration_jira::FIELD_JIRA_BI_SYNC_DISABLED,
             UPDATED,
             "update_status",
         )
@@ -550,7 +550,11 @@ fn every_reason_is_classified_as_jira_relevant_or_not() {
         assert!(!why.is_empty());
         assert!(all.insert(reason), "{reason} listed twice");
     }
-    let core: BTreeSet<FilterReason> = FilterReason::ALL.iter().copied().collect();
+    let core: BTreeSet<FilterReason> = FilterReason::ALL
+        .iter()
+        .chain(integration_jira::REASONS)
+        .copied()
+        .collect();
     assert_eq!(
         all, core,
         "a new core reason needs a Jira decision (table or NOT_JIRA)"
@@ -562,4 +566,18 @@ fn edit_in_case(w: &mut World, field: CaseField, edit: impl FnOnce(&mut thirdpar
     let case = w.case_mut(CASE_PROJ_12);
     edit(case);
     mark_edited_in_case(case, field, datetime!(2024-01-15 10:00 UTC));
+}
+
+#[test]
+fn jiras_own_reasons_are_documented_and_parse() {
+    let readme = include_str!("../../../../README.md");
+    for &r in integration_jira::REASONS {
+        let row = format!("| `{}` | {} |", r.as_str(), r.description());
+        assert!(readme.contains(&row), "README.md lacks the row: {row}");
+        assert_eq!(FilterReason::parse(r.as_str()), None, "not a core reason");
+        assert_eq!(
+            FilterReason::parse_with(r.as_str(), integration_jira::REASONS),
+            Some(r)
+        );
+    }
 }

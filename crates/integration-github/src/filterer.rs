@@ -21,9 +21,8 @@
 //! `manual_conflict`; the status checks its `from` against the case); finally `no_change`. The assignee's checks need user look-ups: the processor decides
 //! those.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
+use thirdparty_core::rules::{OwnAccounts, comment_gate, is_sync_cycle};
 use thirdparty_core::{
     Case, CaseApiError, CaseField, Changelog, ChangelogType, FieldChange, FilterReason, Filterer,
     PreFilterContext, SyncSettings, present,
@@ -37,8 +36,8 @@ pub const DEFAULT_OWN_LOGINS: &[&str] = &["datadog[bot]"];
 /// The GitHub filterer.
 #[derive(Debug, Clone)]
 pub struct GitHubFilterer {
-    /// Our own accounts, lowercased: logins (`datadog[bot]`) or numeric ids.
-    own: BTreeSet<String>,
+    /// Our own accounts: logins (`datadog[bot]`) or numeric ids.
+    own: OwnAccounts,
 }
 
 impl Default for GitHubFilterer {
@@ -56,25 +55,9 @@ impl GitHubFilterer {
         S: Into<String>,
     {
         Self {
-            own: own
-                .into_iter()
-                .map(|o| o.into().trim().to_ascii_lowercase())
-                .filter(|o| !o.is_empty())
-                .collect(),
+            own: OwnAccounts::new(own),
         }
     }
-}
-
-/// The author's id and login, each when present.
-fn author_names(changelog: &Changelog) -> Vec<&str> {
-    let Some(author) = &changelog.author else {
-        return Vec::new();
-    };
-    [author.id.as_ref(), author.display_name.as_ref()]
-        .into_iter()
-        .filter_map(present)
-        .map(str::trim)
-        .collect()
 }
 
 #[async_trait]
@@ -84,25 +67,17 @@ impl Filterer for GitHubFilterer {
         changelog: &mut Changelog,
         ctx: &PreFilterContext<'_>,
     ) -> Result<Option<FilterReason>, CaseApiError> {
-        let names = author_names(changelog);
-        if names
-            .iter()
-            .any(|n| self.own.contains(&n.to_ascii_lowercase()))
-        {
+        if self.own.is_author(changelog) {
             return Ok(Some(FilterReason::BreakSynchronizationCycle));
         }
         let entries = ctx.org_metadata(changelog.org_id).await?;
-        let host = changelog.metadata_value(META_ACCOUNT_ID);
-        let on_host = || entries.iter().filter(|e| e.accepts(META_ACCOUNT_ID, host));
-        if on_host().any(|e| {
-            e.own_user_ids
-                .iter()
-                .any(|own| names.iter().any(|n| own.trim().eq_ignore_ascii_case(n)))
-        }) {
+        if is_sync_cycle(changelog, &self.own, &entries, META_ACCOUNT_ID) {
             return Ok(Some(FilterReason::BreakSynchronizationCycle));
         }
+        let host = changelog.metadata_value(META_ACCOUNT_ID);
+        let mut on_host = entries.iter().filter(|e| e.accepts(META_ACCOUNT_ID, host));
         let repository = changelog.metadata_value(META_PROJECT_ID);
-        let Some(scope) = on_host().find(|e| e.accepts(META_PROJECT_ID, repository)) else {
+        let Some(scope) = on_host.find(|e| e.accepts(META_PROJECT_ID, repository)) else {
             return Ok(Some(FilterReason::NoMatchingMetadata));
         };
         if changelog.changelog_type != ChangelogType::Unsupported(LABEL.to_owned()) {
@@ -141,22 +116,7 @@ impl Filterer for GitHubFilterer {
             return Some(reason);
         }
         match &changelog.changelog_type {
-            ChangelogType::CreateComment => {
-                if !settings.comment_sync_enabled {
-                    return Some(FilterReason::CommentSyncDisabled);
-                }
-                if changelog
-                    .body
-                    .as_deref()
-                    .is_none_or(|b| b.trim().is_empty())
-                {
-                    return Some(FilterReason::EmptyComment);
-                }
-                if case.is_closed() {
-                    return Some(FilterReason::CaseClosed);
-                }
-                None
-            }
+            ChangelogType::CreateComment => comment_gate(changelog, case, settings),
             // The pre-filter rewrites or drops these; never apply one that slipped through.
             ChangelogType::Unsupported(_) => Some(FilterReason::UnsupportedChangelogType),
             other => {

@@ -10,9 +10,10 @@
 
 use async_trait::async_trait;
 use thirdparty_core::assignee::{assignee_change, resolve_user_id};
+use thirdparty_core::rules::field_update;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, CaseUpdate, Changelog, ChangelogType, FieldChange, FilterReason,
-    NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter, present,
+    Case, CaseApi, CaseApiError, Changelog, ChangelogType, FieldChange, FilterReason, NewComment,
+    ProcessOutcome, Processor, SyncSettings, present,
 };
 
 use crate::INTEGRATION;
@@ -77,14 +78,8 @@ async fn update(
     change: FieldChange,
     api: &dyn CaseApi,
 ) -> Result<ProcessOutcome, CaseApiError> {
-    let update = CaseUpdate {
-        org_id: case.org_id,
-        case_id: case.id.clone(),
-        expected_version: case.version,
-        change,
-        writer: UpdateWriter::sync(changelog),
-    };
-    api.update_case(&update).await?;
+    api.update_case(&field_update(changelog, case, change))
+        .await?;
     Ok(ProcessOutcome::Applied)
 }
 

@@ -22,13 +22,13 @@
 //! the last synced write conflicts, under `converge` and `manual`) and finally `no_change`. The
 //! assignee's conflict and no-op need a user look-up: the processor decides those.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use thirdparty_core::{
     Case, CaseApiError, CaseField, Changelog, ChangelogType, FieldChange, FilterReason, Filterer,
     PreFilterContext, SyncMetadata, SyncSettings,
 };
+
+use thirdparty_core::rules::{OwnAccounts, comment_gate, is_sync_cycle};
 
 use crate::dates;
 use crate::{META_ACCOUNT_ID, META_ISSUE_TYPE_ID, META_PROJECT_ID};
@@ -39,8 +39,8 @@ const CUSTOM_FIELD_PREFIX: &str = "customfield_";
 /// The Jira filterer.
 #[derive(Debug, Clone, Default)]
 pub struct JiraFilterer {
-    /// Our own sync accounts, lowercased (Cloud accountIds, Server usernames).
-    own_account_ids: BTreeSet<String>,
+    /// Our own sync accounts (Cloud accountIds, Server usernames).
+    own_account_ids: OwnAccounts,
 }
 
 impl JiraFilterer {
@@ -52,35 +52,9 @@ impl JiraFilterer {
         S: Into<String>,
     {
         Self {
-            own_account_ids: own_account_ids
-                .into_iter()
-                .map(|id| id.into().trim().to_ascii_lowercase())
-                .filter(|id| !id.is_empty())
-                .collect(),
+            own_account_ids: OwnAccounts::new(own_account_ids),
         }
     }
-
-    fn is_configured_own(&self, author_id: &str) -> bool {
-        self.own_account_ids
-            .contains(&author_id.trim().to_ascii_lowercase())
-    }
-}
-
-/// The author id of a changelog, if any (the actor, or the comment author).
-fn author_id(changelog: &Changelog) -> Option<&str> {
-    changelog
-        .author
-        .as_ref()
-        .and_then(|a| a.id.as_deref())
-        .filter(|id| !id.trim().is_empty())
-}
-
-fn is_own_user(entry: &SyncMetadata, author_id: &str) -> bool {
-    let author_id = author_id.trim();
-    entry
-        .own_user_ids
-        .iter()
-        .any(|own| own.trim().eq_ignore_ascii_case(author_id))
 }
 
 /// The case field a metadata entry maps a custom field to (exact id first, then ignoring ASCII
@@ -102,20 +76,14 @@ impl Filterer for JiraFilterer {
         changelog: &mut Changelog,
         ctx: &PreFilterContext<'_>,
     ) -> Result<Option<FilterReason>, CaseApiError> {
-        let author = author_id(changelog);
-        if author.is_some_and(|id| self.is_configured_own(id)) {
+        if self.own_account_ids.is_author(changelog) {
             return Ok(Some(FilterReason::BreakSynchronizationCycle));
         }
         let entries = ctx.org_metadata(changelog.org_id).await?;
-        let account = changelog.metadata_value(META_ACCOUNT_ID);
-        if let Some(id) = author
-            && entries
-                .iter()
-                .filter(|e| e.accepts(META_ACCOUNT_ID, account))
-                .any(|e| is_own_user(e, id))
-        {
+        if is_sync_cycle(changelog, &self.own_account_ids, &entries, META_ACCOUNT_ID) {
             return Ok(Some(FilterReason::BreakSynchronizationCycle));
         }
+        let account = changelog.metadata_value(META_ACCOUNT_ID);
 
         let project = changelog.metadata_value(META_PROJECT_ID);
         let issue_type = changelog.metadata_value(META_ISSUE_TYPE_ID);
@@ -162,19 +130,7 @@ impl Filterer for JiraFilterer {
             return Some(reason);
         }
         match &changelog.changelog_type {
-            ChangelogType::CreateComment => {
-                if !settings.comment_sync_enabled {
-                    return Some(FilterReason::CommentSyncDisabled);
-                }
-                if changelog
-                    .body
-                    .as_deref()
-                    .is_none_or(|b| b.trim().is_empty())
-                {
-                    return Some(FilterReason::EmptyComment);
-                }
-                None
-            }
+            ChangelogType::CreateComment => comment_gate(changelog, case, settings),
             // The pre-filter rewrites or drops these; never apply one that slipped through.
             ChangelogType::Unsupported(_) => Some(FilterReason::UnsupportedChangelogType),
             other => {

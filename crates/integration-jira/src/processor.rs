@@ -13,13 +13,14 @@
 
 use async_trait::async_trait;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, CaseUpdate, Changelog, ChangelogType, FieldChange, FilterReason,
-    NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter,
+    Case, CaseApi, CaseApiError, Changelog, ChangelogType, FieldChange, FilterReason, NewComment,
+    ProcessOutcome, Processor, SyncSettings,
 };
 
 use crate::INTEGRATION;
 use crate::filterer::{planned_change, present};
 use thirdparty_core::assignee::assignee_change;
+use thirdparty_core::rules::field_update;
 
 /// The Jira processor. Stateless.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,13 +73,7 @@ async fn update(
     change: FieldChange,
     api: &dyn CaseApi,
 ) -> Result<ProcessOutcome, CaseApiError> {
-    let update = CaseUpdate {
-        org_id: case.org_id,
-        case_id: case.id.clone(),
-        expected_version: case.version,
-        change,
-        writer: UpdateWriter::sync(changelog),
-    };
+    let update = field_update(changelog, case, change);
     api.update_case(&update).await?;
     tracing::debug!(
         case_id = %case.id,

@@ -6,6 +6,8 @@ use thirdparty_core::{
     PreFilterContext, SyncSettings,
 };
 
+use thirdparty_core::rules::{OwnAccounts, comment_gate, is_sync_cycle};
+
 use crate::METADATA_INSTANCE_NAME;
 
 /// The own-user names of [`ServiceNowFilterer::default`]: `datadog` (`docs/design.md`, "Names operators key on").
@@ -18,8 +20,10 @@ pub const DEFAULT_OWN_USER_NAMES: &[&str] = &["datadog"];
 ///    `unsupported_changelog_type` (defensive: the decoder yields no other);
 /// 2. `updatedBy` equal, ignoring ASCII case and surrounding blanks, to a configured own-user
 ///    name -> `break_synchronization_cycle`;
-/// 3. `updatedBy` equal, the same way, to an `own_user_ids` entry of the organization's
-///    ServiceNow sync metadata -> `break_synchronization_cycle`;
+/// 3. `updatedBy` equal, the same way, to an `own_user_ids` entry of the organization's sync
+///    metadata for the event's instance -> `break_synchronization_cycle` (the shared rule,
+///    `thirdparty_core::rules::is_sync_cycle`: an own user of one instance is anybody on
+///    another);
 /// 4. no sync metadata entry of the organization accepting the event's `instance_name` ->
 ///    `instance_not_configured`.
 ///
@@ -37,7 +41,7 @@ pub const DEFAULT_OWN_USER_NAMES: &[&str] = &["datadog"];
 /// `no_change` (the case already has that status). A state change may touch a closed case: it may reopen it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceNowFilterer {
-    own_user_names: Vec<String>,
+    own_user_names: OwnAccounts,
 }
 
 impl Default for ServiceNowFilterer {
@@ -55,23 +59,14 @@ impl ServiceNowFilterer {
         S: Into<String>,
     {
         Self {
-            own_user_names: own_user_names
-                .into_iter()
-                .map(|name| name.into().trim().to_owned())
-                .filter(|name| !name.is_empty())
-                .collect(),
+            own_user_names: OwnAccounts::new(own_user_names),
         }
     }
 
-    /// The configured own-user names.
-    pub fn own_user_names(&self) -> &[String] {
-        &self.own_user_names
+    /// The configured own-user names, lowercased.
+    pub fn own_user_names(&self) -> Vec<&str> {
+        self.own_user_names.iter().collect()
     }
-}
-
-/// Whether two ServiceNow user names are the same user.
-fn same_user(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 #[async_trait]
@@ -87,23 +82,16 @@ impl Filterer for ServiceNowFilterer {
         ) {
             return Ok(Some(FilterReason::UnsupportedChangelogType));
         }
-        let updated_by = changelog
-            .author
-            .as_ref()
-            .and_then(|a| a.id.as_deref())
-            .filter(|id| !id.trim().is_empty());
-        if let Some(user) = updated_by
-            && self.own_user_names.iter().any(|own| same_user(own, user))
-        {
+        if self.own_user_names.is_author(changelog) {
             return Ok(Some(FilterReason::BreakSynchronizationCycle));
         }
         let scopes = ctx.org_metadata(changelog.org_id).await?;
-        if let Some(user) = updated_by
-            && scopes
-                .iter()
-                .flat_map(|m| &m.own_user_ids)
-                .any(|own| same_user(own, user))
-        {
+        if is_sync_cycle(
+            changelog,
+            &self.own_user_names,
+            &scopes,
+            METADATA_INSTANCE_NAME,
+        ) {
             return Ok(Some(FilterReason::BreakSynchronizationCycle));
         }
         let instance = changelog.metadata_value(METADATA_INSTANCE_NAME);
@@ -126,35 +114,11 @@ impl Filterer for ServiceNowFilterer {
             return Some(reason);
         }
         match changelog.changelog_type {
-            ChangelogType::CreateComment => filter_comment(changelog, case, settings),
+            ChangelogType::CreateComment => comment_gate(changelog, case, settings),
             ChangelogType::UpdateStatus => filter_status(changelog, case, settings),
             _ => Some(FilterReason::UnsupportedChangelogType),
         }
     }
-}
-
-fn filter_comment(
-    changelog: &Changelog,
-    case: &Case,
-    settings: &SyncSettings,
-) -> Option<FilterReason> {
-    if changelog.is_work_note && !settings.work_note_sync_enabled {
-        return Some(FilterReason::WorkNoteSyncDisabled);
-    }
-    if !changelog.is_work_note && !settings.comment_sync_enabled {
-        return Some(FilterReason::CommentSyncDisabled);
-    }
-    if changelog
-        .body
-        .as_deref()
-        .is_none_or(|b| b.trim().is_empty())
-    {
-        return Some(FilterReason::EmptyComment);
-    }
-    if case.is_closed() {
-        return Some(FilterReason::CaseClosed);
-    }
-    None
 }
 
 fn filter_status(

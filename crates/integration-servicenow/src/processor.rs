@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use thirdparty_core::error::truncate_for_log;
+use thirdparty_core::rules::field_update;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, CaseField, CaseUpdate, Changelog, ChangelogType, FieldChange,
-    FilterReason, Fnv1a, NewComment, ProcessOutcome, Processor, SyncSettings, UpdateWriter,
+    Case, CaseApi, CaseApiError, CaseField, Changelog, ChangelogType, FieldChange, FilterReason,
+    Fnv1a, NewComment, ProcessOutcome, Processor, SyncSettings,
 };
 use time::format_description::well_known::Rfc3339;
 
@@ -88,13 +89,7 @@ async fn update_status(
     let Some(status) = settings.map_value(CaseField::Status, code) else {
         return Ok(ProcessOutcome::Filtered(FilterReason::FieldValueNotMapped));
     };
-    let update = CaseUpdate {
-        org_id: changelog.org_id,
-        case_id: case.id.clone(),
-        expected_version: case.version,
-        change: FieldChange::Status(status.to_owned()),
-        writer: UpdateWriter::sync(changelog),
-    };
+    let update = field_update(changelog, case, FieldChange::Status(status.to_owned()));
     api.update_case(&update).await?;
     tracing::info!(
         case_id = %case.id,

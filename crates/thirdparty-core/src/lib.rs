@@ -24,6 +24,7 @@ pub mod json_object;
 pub mod pipeline;
 pub mod processor;
 pub mod read_only;
+pub mod rules;
 pub mod skip_list;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

@@ -7,6 +7,7 @@ mod demo;
 mod fips_provider;
 mod fuzz;
 mod image;
+mod new_integration;
 mod recovery;
 mod scenario;
 
@@ -99,6 +100,18 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Generates a new integration crate (crates/integration-NAME) and its reader binary
+    /// (bins/NAME-reader), registered in the workspace, compiling and passing the contract suite
+    /// on an example message; see docs/adding-an-integration.md. `--check` generates one into a
+    /// temporary copy of the workspace and runs its tests (CI).
+    NewIntegration {
+        /// The integration's name: lowercase letters, digits and `-` (`linear`, `azure-boards`).
+        #[arg(required_unless_present = "check")]
+        name: Option<String>,
+        /// Generate `example-tracker` into a temporary copy of the workspace and test it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Tests the runtime images without a Docker engine: builds the Dockerfile's root file system
     /// (mmdebstrap of bookworm with deploy/runtime-packages.txt; installed when missing) and runs
     /// the release binaries in it with chroot: --version, validate-config on every Helm-rendered
@@ -157,6 +170,10 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Fuzz { seconds } => fuzz::run(workspace_root()?, seconds),
         Cmd::FipsProvider { out } => fips_provider::run(workspace_root()?, out),
         Cmd::ImageTest => image::image_test(workspace_root()?),
+        Cmd::NewIntegration { check: true, .. } => new_integration::check(workspace_root()?),
+        Cmd::NewIntegration { name, .. } => {
+            new_integration::run(workspace_root()?, name.as_deref().unwrap_or_default())
+        }
     }
 }
 

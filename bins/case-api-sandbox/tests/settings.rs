@@ -2,11 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use case_api::{CacheConfig, CachedSettingsClient};
 use common::*;
-use thirdparty_core::{CaseApi, CaseApiError, CaseField, ManualClock, SyncType, UserQuery};
+use thirdparty_core::{CaseApi, CaseApiError, CaseField, SyncType, UserQuery};
 use time::macros::datetime;
 
 #[tokio::test]
@@ -194,53 +191,6 @@ async fn users_resolve_by_external_id_then_email_then_display_name() {
         .await
         .unwrap_err();
     assert!(matches!(err, CaseApiError::InvalidArgument(_)), "{err:?}");
-
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn the_cached_settings_client_makes_one_rpc_per_ttl() {
-    let server = start(demo_config(None)).await;
-    let clock = Arc::new(ManualClock::new(datetime!(2024-05-01 0:00 UTC)));
-    let cached = CachedSettingsClient::new(
-        client(&server, None).await,
-        CacheConfig {
-            ttl: time::Duration::minutes(5),
-            capacity: 100,
-        },
-        clock.clone(),
-    );
-
-    for _ in 0..5 {
-        let s = cached
-            .get_project_settings(ACME, ACME_JIRA_PROJECT, "jira")
-            .await
-            .unwrap();
-        assert!(s.is_some());
-        assert_eq!(
-            cached.list_sync_metadata(ACME, "jira").await.unwrap().len(),
-            1
-        );
-    }
-    assert_eq!(server.faults().calls("GetProjectSettings"), 1);
-    assert_eq!(server.faults().calls("ListSyncMetadata"), 1);
-
-    // Other calls are not cached.
-    for _ in 0..2 {
-        cached.get_case(ACME, CASE_10002).await.unwrap();
-    }
-    assert_eq!(server.faults().calls("GetCase"), 2);
-
-    clock.advance(time::Duration::minutes(5));
-    cached
-        .get_project_settings(ACME, ACME_JIRA_PROJECT, "jira")
-        .await
-        .unwrap();
-    assert_eq!(
-        server.faults().calls("GetProjectSettings"),
-        2,
-        "reloaded after the TTL"
-    );
 
     server.shutdown().await.unwrap();
 }

@@ -6,12 +6,9 @@
 //!   (typed [`WireError`]s on bad wire data, never a panic);
 //! - [`GrpcCaseApi`]: the tonic client implementing [`thirdparty_core::CaseApi`] (per-call
 //!   deadlines, optional TLS, bearer token, [`classify_status`]);
-//! - [`CachedSettingsClient`]: caches project settings and sync metadata (TTL + capacity) in
-//!   front of any [`thirdparty_core::CaseApi`];
 //! - [`crypto`]: the TLS crypto provider, and with the `fips` feature the FIPS-mode provider
 //!   and its check.
 
-pub mod cached;
 pub mod client;
 pub mod convert;
 pub mod crypto;
@@ -40,7 +37,6 @@ pub mod pb {
     }
 }
 
-pub use cached::{CacheConfig, CachedSettingsClient};
 pub use client::{
     BearerAuth, ConfigError, ConnectError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, GrpcCaseApi,
     GrpcCaseApiConfig, TlsConfig, classify_status,

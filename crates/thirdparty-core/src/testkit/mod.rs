@@ -1,9 +1,10 @@
-//! Test support for integration crates (feature `testkit`): an in-memory [`crate::CaseApi`] and
-//! the generic contract suite.
+//! Test support for integration crates (feature `testkit`): an in-memory [`crate::CaseApi`],
+//! the integration contract suite and the `CaseApi` contract suite.
 
 // Test support: failing loudly is the point here.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod case_api_contract;
 pub mod contract;
 pub mod in_memory;
 

@@ -731,7 +731,7 @@ fn kafka_config(bootstrap: &str, topic: &str, group: &str) -> KafkaConfig {
         brokers: bootstrap.to_owned(),
         topic: topic.to_owned(),
         group_id: group.to_owned(),
-        auto_offset_reset: "earliest".to_owned(),
+        auto_offset_reset: reader_runtime::config::OffsetReset::Earliest,
         auto_commit_interval_ms: 100,
         drain_timeout_ms: 5000,
         properties: KAFKA_PROPERTIES
@@ -911,7 +911,7 @@ listen = "{health}"
 "#,
             brokers = kafka.brokers,
             group = kafka.group_id,
-            reset = kafka.auto_offset_reset,
+            reset = kafka.auto_offset_reset.as_str(),
             commit = kafka.auto_commit_interval_ms,
             drain = kafka.drain_timeout_ms,
         );

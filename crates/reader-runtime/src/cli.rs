@@ -135,6 +135,16 @@ struct ReplayArgs {
 /// would not run on OpenSSL's FIPS provider.
 pub const EXIT_NOT_FIPS: u8 = 4;
 
+/// Exit code when a message exhausted its retries (`run`: its offset is not stored, so it is
+/// redelivered after the restart; `replay --apply`: the replay stopped there).
+pub const EXIT_RETRIES_EXHAUSTED: u8 = 3;
+
+/// Exit code when the async runtime cannot start.
+pub const EXIT_NO_RUNTIME: u8 = 2;
+
+/// Exit code of a `replay` stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// The command line, named for the flavor's binary (`jira-reader 0.1.0` for `--version`, and in
 /// usage lines) rather than for this crate.
 fn parse_cli<F: Flavor>() -> Cli {
@@ -195,7 +205,7 @@ pub fn main<F: Flavor>() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_NO_RUNTIME);
         }
     };
     let result = runtime.block_on(async {
@@ -327,8 +337,8 @@ async fn replay<F: Flavor>(config_path: Option<&Path>, args: ReplayArgs) -> Resu
     print!("{}", summary.render(&topic, &slices, &query));
     Ok(match &summary.stopped {
         None => ExitCode::SUCCESS,
-        Some((why, _)) if why == "interrupted" => ExitCode::from(130),
-        Some(_) => ExitCode::from(3),
+        Some((why, _)) if why == "interrupted" => ExitCode::from(EXIT_INTERRUPTED),
+        Some(_) => ExitCode::from(EXIT_RETRIES_EXHAUSTED),
     })
 }
 
@@ -579,7 +589,7 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
         }
         StopReason::RetriesExhausted(why) => {
             tracing::error!(reason = %why, "exiting after exhausted retries; the offset was not stored");
-            Ok(ExitCode::from(3))
+            Ok(ExitCode::from(EXIT_RETRIES_EXHAUSTED))
         }
     }
 }

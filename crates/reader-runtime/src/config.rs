@@ -106,7 +106,7 @@ pub struct KafkaConfig {
     /// Consumer group.
     pub group_id: String,
     /// Where a group without committed offsets starts: `latest` or `earliest`.
-    pub auto_offset_reset: String,
+    pub auto_offset_reset: OffsetReset,
     /// Interval of the automatic commit of stored offsets, in milliseconds.
     pub auto_commit_interval_ms: u64,
     /// Longest wait for a partition's in-flight event when partitions are revoked or the reader
@@ -120,13 +120,33 @@ pub struct KafkaConfig {
     pub security: KafkaSecurityConfig,
 }
 
+/// Where a consumer group without committed offsets starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// At the end: only messages produced from now on.
+    Latest,
+    /// At the start of what the topic retains.
+    Earliest,
+}
+
+impl OffsetReset {
+    /// librdkafka's value for `auto.offset.reset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Latest => "latest",
+            Self::Earliest => "earliest",
+        }
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
             brokers: "127.0.0.1:9092".into(),
             topic: String::new(),
             group_id: "case-management".into(),
-            auto_offset_reset: "latest".into(),
+            auto_offset_reset: OffsetReset::Latest,
             auto_commit_interval_ms: 5_000,
             drain_timeout_ms: 10_000,
             properties: BTreeMap::new(),
@@ -326,12 +346,6 @@ impl<I> Config<I> {
         if k.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
         }
-        if !matches!(k.auto_offset_reset.as_str(), "latest" | "earliest") {
-            return Err(invalid(
-                "kafka.auto_offset_reset",
-                "must be `latest` or `earliest`",
-            ));
-        }
         if k.auto_commit_interval_ms == 0 {
             return Err(invalid("kafka.auto_commit_interval_ms", "must be positive"));
         }
@@ -520,7 +534,7 @@ mod tests {
     fn defaults_follow_the_spec() {
         let c: Config<Flavor> = Config::from_toml("", env(&[])).unwrap();
         assert_eq!(c.kafka.group_id, "case-management");
-        assert_eq!(c.kafka.auto_offset_reset, "latest");
+        assert_eq!(c.kafka.auto_offset_reset, OffsetReset::Latest);
         assert_eq!(c.kafka.auto_commit_interval_ms, 5_000);
         assert_eq!(c.health.listen.port(), 8080);
         assert_eq!(c.pipeline.cache_ttl_s, 300);

@@ -93,7 +93,7 @@ pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig, SecurityError>
     config
         .set("bootstrap.servers", &kafka.brokers)
         .set("group.id", &kafka.group_id)
-        .set("auto.offset.reset", &kafka.auto_offset_reset)
+        .set("auto.offset.reset", kafka.auto_offset_reset.as_str())
         .set("enable.auto.commit", "true")
         .set(
             "auto.commit.interval.ms",
@@ -1148,7 +1148,7 @@ mod tests {
         let kafka = KafkaConfig {
             brokers: bootstrap.clone(),
             group_id: GROUP.into(),
-            auto_offset_reset: "earliest".into(),
+            auto_offset_reset: crate::config::OffsetReset::Earliest,
             auto_commit_interval_ms: 50,
             properties: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),
             ..KafkaConfig::default()
@@ -1264,7 +1264,7 @@ mod tests {
         let kafka = KafkaConfig {
             brokers: bootstrap.clone(),
             group_id: GROUP.into(),
-            auto_offset_reset: "earliest".into(),
+            auto_offset_reset: crate::config::OffsetReset::Earliest,
             auto_commit_interval_ms: 50,
             drain_timeout_ms: 200,
             properties: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),

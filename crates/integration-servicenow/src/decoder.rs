@@ -1,6 +1,7 @@
 //! The ServiceNow diff event -> normalized changelogs.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use thirdparty_core::json_object::{JsonObject, expected};
 use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -73,36 +74,25 @@ impl Decoder for ServiceNowDecoder {
         }
         let document: Value = serde_json::from_slice(value)?;
         // Valid JSON of the wrong shape fails validation: discarded, not skipped.
-        let Value::Object(event) = &document else {
-            return Err(DecodeError::invalid(
-                "",
-                format!("expected a JSON object, found {}", type_name(&document)),
-            ));
-        };
-        decode_event(event)
+        decode_event(JsonObject::root(&document)?)
     }
 }
 
-fn decode_event(event: &Map<String, Value>) -> Result<Vec<Changelog>, DecodeError> {
-    let event_type = required_str(event, "type", "type")?;
+fn decode_event(event: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeError> {
+    let event_type = event.required_str("type")?;
     if !INCIDENT_EVENT_TYPES.contains(&event_type) {
         return Err(DecodeError::unsupported_event(event_type));
     }
-    let org_id = org_id(event)?;
-    let sys_id = required_str(event, "sysId", "sysId")?;
-    let instance_name = required_str(event, "instanceName", "instanceName")?;
+    let org_id = event.org_id("orgId")?;
+    let sys_id = event.required_str("sysId")?;
+    let instance_name = event.required_str("instanceName")?;
     let updated_at = updated_at(event)?;
-    let updated_by = optional_str(event, "updatedBy", "updatedBy")?.filter(|s| !s.is_empty());
-    let data = match event.get("data") {
-        Some(Value::Object(data)) => data,
-        None | Some(Value::Null) => return Err(DecodeError::invalid("data", "missing")),
-        Some(other) => return Err(expected("data", "an object", other)),
-    };
-    let comment = optional_str(data, "comment", "data.comment")?;
-    let work_note = optional_str(data, "workNote", "data.workNote")?;
+    let updated_by = event.str("updatedBy")?.filter(|s| !s.is_empty());
+    let data = event.required_object("data", "data")?;
+    let comment = data.str("comment")?;
+    let work_note = data.str("workNote")?;
     let state = state(data)?;
-    let correlation_id =
-        optional_str(data, "correlationId", "data.correlationId")?.filter(|s| !s.is_empty());
+    let correlation_id = data.str("correlationId")?.filter(|s| !s.is_empty());
 
     let base = {
         let mut c = Changelog::new(
@@ -145,26 +135,10 @@ fn decode_event(event: &Map<String, Value>) -> Result<Vec<Changelog>, DecodeErro
     Ok(changelogs)
 }
 
-/// `orgId`: a positive integer.
-fn org_id(event: &Map<String, Value>) -> Result<u64, DecodeError> {
-    match event.get("orgId") {
-        None | Some(Value::Null) => Err(DecodeError::invalid("orgId", "missing")),
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) => Err(DecodeError::invalid("orgId", "must be positive")),
-            Some(id) => Ok(id),
-            None => Err(DecodeError::invalid(
-                "orgId",
-                "expected a positive integer, found a negative or fractional number",
-            )),
-        },
-        Some(other) => Err(expected("orgId", "a positive integer", other)),
-    }
-}
-
 /// `updatedAt`: RFC 3339, or ServiceNow's `YYYY-MM-DD hh:mm:ss[.fff]` in UTC; normalized to UTC.
-fn updated_at(event: &Map<String, Value>) -> Result<OffsetDateTime, DecodeError> {
+fn updated_at(event: JsonObject<'_>) -> Result<OffsetDateTime, DecodeError> {
     const FIELD: &str = "updatedAt";
-    let text = required_str(event, FIELD, FIELD)?;
+    let text = event.required_str(FIELD)?;
     let parsed = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
         let servicenow = format_description!(
             "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
@@ -188,10 +162,10 @@ fn updated_at(event: &Map<String, Value>) -> Result<OffsetDateTime, DecodeError>
 }
 
 /// `data.state`: a state code, as a non-empty string or an integer (ServiceNow sends both).
-fn state(data: &Map<String, Value>) -> Result<Option<String>, DecodeError> {
+fn state(data: JsonObject<'_>) -> Result<Option<String>, DecodeError> {
     const FIELD: &str = "data.state";
-    match data.get("state") {
-        None | Some(Value::Null) => Ok(None),
+    match data.value("state") {
+        None => Ok(None),
         Some(Value::String(code)) if code.trim().is_empty() => {
             Err(DecodeError::invalid(FIELD, "empty state code"))
         }
@@ -205,50 +179,6 @@ fn state(data: &Map<String, Value>) -> Result<Option<String>, DecodeError> {
             )),
         },
         Some(other) => Err(expected(FIELD, "a string or integer state code", other)),
-    }
-}
-
-/// A string that must be present and not blank.
-fn required_str<'a>(
-    object: &'a Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<&'a str, DecodeError> {
-    match optional_str(object, key, field)? {
-        None => Err(DecodeError::invalid(field, "missing")),
-        Some(s) if s.trim().is_empty() => Err(DecodeError::invalid(field, "empty")),
-        Some(s) => Ok(s),
-    }
-}
-
-/// A string that may be absent (or `null`), kept as is.
-fn optional_str<'a>(
-    object: &'a Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<Option<&'a str>, DecodeError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(expected(field, "a string", other)),
-    }
-}
-
-fn expected(field: &str, what: &str, found: &Value) -> DecodeError {
-    DecodeError::invalid(
-        field,
-        format!("expected {what}, found {}", type_name(found)),
-    )
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -795,8 +725,8 @@ mod tests {
             data in prop::collection::vec(maybe_valid(), 4),
         ) {
             let event = full_event();
-            let mut doc = Map::new();
-            let mut inner = Map::new();
+            let mut doc = serde_json::Map::new();
+            let mut inner = serde_json::Map::new();
             let keys = ["type", "orgId", "sysId", "instanceName", "updatedAt", "updatedBy"];
             for (key, choice) in keys.into_iter().zip(top) {
                 if let Some(v) = choice.resolve(&event[key]) {

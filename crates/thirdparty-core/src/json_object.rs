@@ -57,6 +57,12 @@ impl<'a> JsonObject<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// The raw value of `key`, if present and not `null` (for a type the readers here do not
+    /// cover).
+    pub fn value(&self, key: &str) -> Option<&'a Value> {
+        self.get(key)
+    }
+
     /// Whether `key` holds something other than `null`.
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()

@@ -82,11 +82,13 @@ const USERS: [(&str, &str, &str); 4] = [
 const USER_NAMES: [&str; 4] = ["Ada Chaos", "Ben Chaos", "Cy Chaos", "Dee Chaos"];
 /// Jira priority ids 1..=5 and their names; the case value is `P{id}`.
 const PRIORITY_NAMES: [&str; 5] = ["Highest", "High", "Medium", "Low", "Lowest"];
-/// Jira status ids, names and case statuses.
+/// Jira status ids, names and case statuses. Done maps to `RESOLVED`, not `CLOSED`: comments on
+/// a closed case are dropped (`case_closed`, the same rule for every integration), which would
+/// make the expected comments depend on the close's position.
 const STATUSES: [(&str, &str, &str); 3] = [
     ("10000", "To Do", "OPEN"),
     ("3", "In Progress", "IN_PROGRESS"),
-    ("10001", "Done", "CLOSED"),
+    ("10001", "Done", "RESOLVED"),
 ];
 /// ServiceNow states used (closing is left out: comments on a closed case are dropped, which
 /// would make the expected comments depend on the close's position) and their case statuses.
@@ -1048,7 +1050,7 @@ fn seed_document(cases: &[ExpectedCase]) -> String {
             "work_note_sync_enabled": false,
             "value_mappings": {
                 "priority": {"1": "P1", "2": "P2", "3": "P3", "4": "P4", "5": "P5"},
-                "status": {"10000": "OPEN", "3": "IN_PROGRESS", "10001": "CLOSED"}
+                "status": {"10000": "OPEN", "3": "IN_PROGRESS", "10001": "RESOLVED"}
             },
             "custom_fields": {},
             "start_syncing_from": "2025-01-01T00:00:00Z",

@@ -131,6 +131,11 @@ pub fn metadata() -> SyncMetadata {
 
 /// The cases of every fixture's issue, the project, its scope and Codertocat as a case user.
 pub fn api() -> InMemoryCaseApi {
+    api_with(settings())
+}
+
+/// [`api`] with other settings for the project.
+pub fn api_with(settings: SyncSettings) -> InMemoryCaseApi {
     let api = InMemoryCaseApi::new();
     for (id, issue, title) in [
         (
@@ -144,7 +149,7 @@ pub fn api() -> InMemoryCaseApi {
     ] {
         api.insert_case(case(id, issue, title));
     }
-    api.insert_settings(settings());
+    api.insert_settings(settings);
     api.insert_metadata(metadata());
     api.insert_user(
         User {

@@ -9,7 +9,7 @@
 //!   GitHub author preserved; a replay is `duplicate_event`.
 
 use async_trait::async_trait;
-use thirdparty_core::assignee::{assignee_change, resolve_user_id};
+use thirdparty_core::assignee::{AssigneeChange, assignee_change, resolve_user_id};
 use thirdparty_core::rules::field_update;
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, Changelog, ChangelogType, FieldChange, FilterReason, NewComment,
@@ -61,7 +61,10 @@ impl Processor for GitHubProcessor {
                         return Ok(ProcessOutcome::Filtered(FilterReason::NoChange));
                     }
                 }
-                assignee_change(changelog, case, settings, api).await?
+                match assignee_change(changelog, case, settings, api).await? {
+                    AssigneeChange::Write(change) => Ok(change),
+                    AssigneeChange::Drop(reason) => Err(reason),
+                }
             }
             _ => planned_change(changelog, case, settings),
         };

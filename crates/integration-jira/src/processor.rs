@@ -19,7 +19,7 @@ use thirdparty_core::{
 
 use crate::INTEGRATION;
 use crate::filterer::{planned_change, present};
-use thirdparty_core::assignee::assignee_change;
+use thirdparty_core::assignee::{AssigneeChange, assignee_change};
 use thirdparty_core::rules::field_update;
 
 /// The Jira processor. Stateless.
@@ -52,8 +52,8 @@ impl Processor for JiraProcessor {
             ChangelogType::CreateComment => add_comment(changelog, case, api).await,
             ChangelogType::UpdateAssignee => {
                 match assignee_change(changelog, case, settings, api).await? {
-                    Ok(change) => update(changelog, case, change, api).await,
-                    Err(reason) => Ok(ProcessOutcome::Filtered(reason)),
+                    AssigneeChange::Write(change) => update(changelog, case, change, api).await,
+                    AssigneeChange::Drop(reason) => Ok(ProcessOutcome::Filtered(reason)),
                 }
             }
             ChangelogType::Unsupported(_) => Ok(ProcessOutcome::Filtered(

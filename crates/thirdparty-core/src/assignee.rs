@@ -30,13 +30,23 @@ pub async fn resolve_user_id(
     Ok(api.resolve_user(&query).await?.map(|user| user.id))
 }
 
-/// The assignee write, or why none: resolution failure, conflict, no change.
+/// What an assignee changelog asks of the case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeChange {
+    /// This write.
+    Write(FieldChange),
+    /// No write, for this reason.
+    Drop(FilterReason),
+}
+
+/// The assignee write, or why none: resolution failure, conflict, no change. `Err` only for the
+/// look-ups' API errors.
 pub async fn assignee_change(
     changelog: &Changelog,
     case: &Case,
     settings: &SyncSettings,
     api: &dyn CaseApi,
-) -> Result<Result<FieldChange, FilterReason>, CaseApiError> {
+) -> Result<AssigneeChange, CaseApiError> {
     let to_id = present(changelog.to_id.as_ref());
     let to_name = present(changelog.to_string.as_ref());
     let target = if to_id.is_none() && to_name.is_none() {
@@ -44,7 +54,7 @@ pub async fn assignee_change(
     } else {
         match resolve_user_id(changelog, to_id, to_name, api).await? {
             Some(user) => Some(user),
-            None => return Ok(Err(FilterReason::AssigneeResolutionFailed)),
+            None => return Ok(AssigneeChange::Drop(FilterReason::AssigneeResolutionFailed)),
         }
     };
     let from_id = present(changelog.from_id.as_ref());
@@ -57,10 +67,10 @@ pub async fn assignee_change(
     let consistent = previous == case.assignee_id;
     let policy = settings.conflict_policy(CaseField::Assignee);
     if let Some(reason) = case.conflict_reason(CaseField::Assignee, policy, Some(consistent)) {
-        return Ok(Err(reason));
+        return Ok(AssigneeChange::Drop(reason));
     }
     if target == case.assignee_id {
-        return Ok(Err(FilterReason::NoChange));
+        return Ok(AssigneeChange::Drop(FilterReason::NoChange));
     }
-    Ok(Ok(FieldChange::Assignee(target)))
+    Ok(AssigneeChange::Write(FieldChange::Assignee(target)))
 }

@@ -75,6 +75,15 @@ pub struct ChangelogReport {
     pub settings: Option<Arc<SyncSettings>>,
 }
 
+/// What looking a changelog's case and settings up gave.
+#[derive(Debug)]
+enum LookedUp {
+    /// The case and its project's settings.
+    Found(Box<Case>, Arc<SyncSettings>),
+    /// No case or no settings, for this reason.
+    Drop(FilterReason),
+}
+
 /// What the look-ups of one changelog found (for its report and decision record).
 #[derive(Debug, Default)]
 struct Found {
@@ -409,8 +418,8 @@ impl Pipeline {
             .instrument(filter_span.clone())
             .await;
         let (mut case, settings) = match looked_up {
-            Ok(Ok(case_and_settings)) => case_and_settings,
-            Ok(Err(reason)) => return Ok(Decision::Filtered(reason)),
+            Ok(LookedUp::Found(case, settings)) => (*case, settings),
+            Ok(LookedUp::Drop(reason)) => return Ok(Decision::Filtered(reason)),
             Err(err) => return settle(err),
         };
 
@@ -561,13 +570,13 @@ impl Pipeline {
         &self,
         changelog: &Changelog,
         found: &mut Found,
-    ) -> Result<Result<(Case, Arc<SyncSettings>), FilterReason>, HandleError> {
+    ) -> Result<LookedUp, HandleError> {
         let lookup = match self.filterer.case_lookup(changelog) {
             Ok(lookup) => lookup,
-            Err(reason) => return Ok(Err(reason)),
+            Err(reason) => return Ok(LookedUp::Drop(reason)),
         };
         let Some(case) = self.find_case(changelog, &lookup).await? else {
-            return Ok(Err(FilterReason::NoCorrespondingCase));
+            return Ok(LookedUp::Drop(FilterReason::NoCorrespondingCase));
         };
         found.case_id = Some(case.id.clone());
         found.project_id = Some(case.project_id.clone());
@@ -593,8 +602,8 @@ impl Pipeline {
             .map_err(|e| HandleError::api("get_settings", e))?;
         found.settings.clone_from(&settings);
         match settings {
-            Some(settings) => Ok(Ok((case, settings))),
-            None => Ok(Err(FilterReason::ProjectNotFound)),
+            Some(settings) => Ok(LookedUp::Found(Box::new(case), settings)),
+            None => Ok(LookedUp::Drop(FilterReason::ProjectNotFound)),
         }
     }
 

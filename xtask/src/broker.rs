@@ -78,97 +78,63 @@ pub fn ensure_stunnel() -> Result<PathBuf> {
 pub fn e2e(root: &std::path::Path) -> Result<()> {
     let tansu = ensure_tansu()?;
     let stunnel = ensure_stunnel()?;
-    let status = crate::cargo_command()
-        .args([
-            "test",
-            "-p",
+    // (package, test binary, name filter, one test at a time, what it is)
+    let suites = [
+        (
             "jira-reader",
-            "--test",
             "kafka_security",
-            "--",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env("TANSU_BIN", &tansu)
-        .env("STUNNEL_BIN", &stunnel)
-        .current_dir(root)
-        .status()
-        .context("running the kafka security tests")?;
-    if !status.success() {
-        bail!("the kafka security tests on tansu and stunnel failed ({status})");
-    }
-    let status = crate::cargo_command()
-        .args([
-            "test",
-            "-p",
+            "",
+            true,
+            "the kafka security tests on tansu and stunnel",
+        ),
+        (
             "jira-reader",
-            "--test",
             "e2e",
             "tansu::",
-            "--",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env("TANSU_BIN", &tansu)
-        .current_dir(root)
-        .status()
-        .context("running the tansu end-to-end tests")?;
-    if !status.success() {
-        bail!("the end-to-end tests on tansu failed ({status})");
-    }
-    let status = crate::cargo_command()
-        .args([
-            "test",
-            "-p",
+            true,
+            "the end-to-end tests on tansu",
+        ),
+        (
             "jira-reader",
-            "--test",
             "replay",
             "tansu::",
-            "--",
-            "--ignored",
-        ])
-        .env("TANSU_BIN", &tansu)
-        .current_dir(root)
-        .status()
-        .context("running the replay scenario on tansu")?;
-    if !status.success() {
-        bail!("the replay scenario on tansu failed ({status})");
-    }
-    let status = crate::cargo_command()
-        .args([
-            "test",
-            "-p",
+            false,
+            "the replay scenario on tansu",
+        ),
+        (
             "github-reader",
-            "--test",
             "e2e",
             "tansu::",
-            "--",
-            "--ignored",
-        ])
-        .env("TANSU_BIN", &tansu)
-        .current_dir(root)
-        .status()
-        .context("running the github end-to-end test on tansu")?;
-    if !status.success() {
-        bail!("the github end-to-end test on tansu failed ({status})");
-    }
-    let status = crate::cargo_command()
-        .args([
-            "test",
-            "-p",
+            false,
+            "the github end-to-end test on tansu",
+        ),
+        (
             "jira-reader",
-            "--test",
             "bad_input",
             "tansu_",
-            "--",
-            "--ignored",
-        ])
-        .env("TANSU_BIN", &tansu)
-        .current_dir(root)
-        .status()
-        .context("running the tansu bad-input corpus")?;
-    if !status.success() {
-        bail!("the bad-input corpus on tansu failed ({status})");
+            false,
+            "the bad-input corpus on tansu",
+        ),
+    ];
+    for (package, test, filter, serial, what) in suites {
+        let mut command = crate::cargo_command();
+        command.args(["test", "-p", package, "--test", test]);
+        if !filter.is_empty() {
+            command.arg(filter);
+        }
+        command.args(["--", "--ignored"]);
+        if serial {
+            command.arg("--test-threads=1");
+        }
+        let status = command
+            .env("TANSU_BIN", &tansu)
+            .env("STUNNEL_BIN", &stunnel)
+            .current_dir(root)
+            .status()
+            .with_context(|| format!("running {what}"))?;
+        if !status.success() {
+            bail!("{what} failed ({status})");
+        }
     }
     Ok(())
 }

@@ -346,10 +346,10 @@ pub(crate) fn planned_change(
 const PROCESSOR_RS: &str = r#"//! Applying a {{name}} changelog that passed every filter.
 
 use async_trait::async_trait;
-use thirdparty_core::rules::field_update;
+use thirdparty_core::rules::{self, field_update};
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, Changelog, ChangelogType, FilterReason, NewComment,
-    ProcessOutcome, Processor, SyncSettings, present,
+    Case, CaseApi, CaseApiError, Changelog, ChangelogType, ProcessOutcome, Processor,
+    SyncSettings, present,
 };
 
 use crate::INTEGRATION;
@@ -396,31 +396,10 @@ async fn add_comment(
     case: &Case,
     api: &dyn CaseApi,
 ) -> Result<ProcessOutcome, CaseApiError> {
-    let (Some(body), Some(comment_id)) = (
-        changelog.body.as_ref().filter(|b| !b.trim().is_empty()),
-        present(changelog.comment_id.as_ref()),
-    ) else {
-        return Ok(ProcessOutcome::Filtered(FilterReason::InvalidFieldValue));
-    };
-    let comment = NewComment {
-        org_id: case.org_id,
-        case_id: case.id.clone(),
-        idempotency_key: format!(
-            "{INTEGRATION}:{}:{}:{comment_id}",
-            changelog.site, changelog.third_party_id
-        ),
-        body: body.clone(),
-        author: changelog.author.clone().unwrap_or_default(),
-        is_work_note: false,
-        integration: INTEGRATION.to_owned(),
-        source_event_time: changelog.event_timestamp,
-    };
-    let outcome = api.add_comment(&comment).await?;
-    Ok(if outcome.created {
-        ProcessOutcome::Applied
-    } else {
-        ProcessOutcome::Filtered(FilterReason::DuplicateEvent)
-    })
+    let key = present(changelog.comment_id.as_ref()).map(|comment_id| {
+        format!("{INTEGRATION}:{}:{}:{comment_id}", changelog.site, changelog.third_party_id)
+    });
+    rules::add_comment(changelog, case, key, api).await
 }
 "#;
 

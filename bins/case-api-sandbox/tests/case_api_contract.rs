@@ -155,69 +155,18 @@ async fn seeded_store(world: World) -> Arc<dyn CaseApi> {
 
 /// The gRPC client against a sandbox server seeded with the world (the server lives as long as
 /// the client).
-#[derive(Debug)]
 struct Served {
     _server: SandboxServer,
     client: GrpcCaseApi,
 }
 
-#[async_trait]
-impl CaseApi for Served {
-    async fn get_case(&self, org_id: u64, case_id: &str) -> Result<Option<Case>, CaseApiError> {
-        self.client.get_case(org_id, case_id).await
-    }
-
-    async fn find_case_by_external_reference(
-        &self,
-        org_id: u64,
-        reference: &ExternalReference,
-    ) -> Result<Option<Case>, CaseApiError> {
-        self.client
-            .find_case_by_external_reference(org_id, reference)
-            .await
-    }
-
-    async fn update_case(&self, update: &CaseUpdate) -> Result<Case, CaseApiError> {
-        self.client.update_case(update).await
-    }
-
-    async fn add_comment(&self, comment: &NewComment) -> Result<CommentOutcome, CaseApiError> {
-        self.client.add_comment(comment).await
-    }
-
-    async fn list_comments(
-        &self,
-        org_id: u64,
-        case_id: &str,
-    ) -> Result<Vec<Comment>, CaseApiError> {
-        self.client.list_comments(org_id, case_id).await
-    }
-
-    async fn get_project_settings(
-        &self,
-        org_id: u64,
-        project_id: &str,
-        integration: &str,
-    ) -> Result<Option<SyncSettings>, CaseApiError> {
-        self.client
-            .get_project_settings(org_id, project_id, integration)
-            .await
-    }
-
-    async fn list_sync_metadata(
-        &self,
-        org_id: u64,
-        integration: &str,
-    ) -> Result<Vec<SyncMetadata>, CaseApiError> {
-        self.client.list_sync_metadata(org_id, integration).await
-    }
-
-    async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError> {
-        self.client.resolve_user(query).await
+impl AsRef<dyn CaseApi> for Served {
+    fn as_ref(&self) -> &(dyn CaseApi + 'static) {
+        &self.client
     }
 }
 
-async fn seeded_grpc(world: World) -> Arc<dyn CaseApi> {
+async fn seeded_grpc(world: World) -> Served {
     let server = SandboxServer::bind(
         SandboxConfig {
             seed: Some(seed(world)),
@@ -230,10 +179,10 @@ async fn seeded_grpc(world: World) -> Arc<dyn CaseApi> {
     let client = GrpcCaseApi::connect(&GrpcCaseApiConfig::new(server.endpoint()))
         .await
         .unwrap();
-    Arc::new(Served {
+    Served {
         _server: server,
         client,
-    })
+    }
 }
 
 mod store {

@@ -13,14 +13,14 @@
 
 use async_trait::async_trait;
 use thirdparty_core::{
-    Case, CaseApi, CaseApiError, Changelog, ChangelogType, FieldChange, FilterReason, NewComment,
+    Case, CaseApi, CaseApiError, Changelog, ChangelogType, FieldChange, FilterReason,
     ProcessOutcome, Processor, SyncSettings,
 };
 
 use crate::INTEGRATION;
 use crate::filterer::{planned_change, present};
 use thirdparty_core::assignee::{AssigneeChange, assignee_change};
-use thirdparty_core::rules::field_update;
+use thirdparty_core::rules::{self, field_update};
 
 /// The Jira processor. Stateless.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,34 +89,11 @@ async fn add_comment(
     case: &Case,
     api: &dyn CaseApi,
 ) -> Result<ProcessOutcome, CaseApiError> {
-    let Some(body) = changelog.body.as_ref().filter(|b| !b.trim().is_empty()) else {
-        return Ok(ProcessOutcome::Filtered(FilterReason::EmptyComment));
-    };
-    let Some(comment_id) = present(changelog.comment_id.as_ref()) else {
-        // Without the Jira comment id there is no idempotency key: a replay would duplicate it.
-        return Ok(ProcessOutcome::Filtered(FilterReason::InvalidFieldValue));
-    };
-    let comment = NewComment {
-        org_id: case.org_id,
-        case_id: case.id.clone(),
-        idempotency_key: comment_idempotency_key(
-            &changelog.site,
-            &changelog.third_party_id,
-            comment_id,
-        ),
-        body: body.clone(),
-        author: changelog.author.clone().unwrap_or_default(),
-        is_work_note: false,
-        integration: INTEGRATION.to_owned(),
-        source_event_time: changelog.event_timestamp,
-    };
-    let outcome = api.add_comment(&comment).await?;
-    if outcome.created {
-        tracing::debug!(case_id = %case.id, comment = %outcome.comment.id, "jira comment created");
-        Ok(ProcessOutcome::Applied)
-    } else {
-        Ok(ProcessOutcome::Filtered(FilterReason::DuplicateEvent))
-    }
+    // Without the Jira comment id there is no idempotency key: a replay would duplicate it.
+    let key = present(changelog.comment_id.as_ref()).map(|comment_id| {
+        comment_idempotency_key(&changelog.site, &changelog.third_party_id, comment_id)
+    });
+    rules::add_comment(changelog, case, key, api).await
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use thirdparty_core::error::truncate_for_log;
-use thirdparty_core::rules::field_update;
+use thirdparty_core::rules::{self, field_update};
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, CaseField, Changelog, ChangelogType, FieldChange, FilterReason,
-    Fnv1a, NewComment, ProcessOutcome, Processor, SyncSettings,
+    Fnv1a, ProcessOutcome, Processor, SyncSettings,
 };
 use time::format_description::well_known::Rfc3339;
 
@@ -106,31 +106,8 @@ async fn add_comment(
     case: &Case,
     api: &dyn CaseApi,
 ) -> Result<ProcessOutcome, CaseApiError> {
-    let Some(body) = changelog.body.as_deref() else {
-        return Ok(ProcessOutcome::Filtered(FilterReason::EmptyComment));
-    };
-    let comment = NewComment {
-        org_id: changelog.org_id,
-        case_id: case.id.clone(),
-        idempotency_key: comment_idempotency_key(changelog),
-        body: body.to_owned(),
-        author: changelog.author.clone().unwrap_or_default(),
-        is_work_note: changelog.is_work_note,
-        integration: INTEGRATION.to_owned(),
-        source_event_time: changelog.event_timestamp,
-    };
-    let outcome = api.add_comment(&comment).await?;
-    if !outcome.created {
-        return Ok(ProcessOutcome::Filtered(FilterReason::DuplicateEvent));
-    }
-    tracing::info!(
-        case_id = %case.id,
-        sys_id = %truncate_for_log(&changelog.third_party_id),
-        comment_id = %outcome.comment.id,
-        is_work_note = changelog.is_work_note,
-        "ServiceNow comment added to the case timeline"
-    );
-    Ok(ProcessOutcome::Applied)
+    let key = comment_idempotency_key(changelog);
+    rules::add_comment(changelog, case, Some(key), api).await
 }
 
 #[cfg(test)]

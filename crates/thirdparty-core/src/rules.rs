@@ -1,13 +1,18 @@
 //! What every integration decides the same way, with one behaviour and one wording: the sync
-//! cycle (our own writes echoed back), comment gating, and the versioned update a field change
-//! becomes. (The settings' pull gate is [`SyncSettings::pull_gate`].) See `docs/design.md`,
+//! cycle (our own writes echoed back), comment gating, the versioned update a field change
+//! becomes, and the timeline entry a comment becomes. (The settings' pull gate is [`SyncSettings::pull_gate`].) See `docs/design.md`,
 //! "Stages".
 
 use std::collections::BTreeSet;
 
-use crate::case::{Case, CaseUpdate, FieldChange, SyncMetadata, SyncSettings, UpdateWriter};
+use crate::case::{
+    Case, CaseUpdate, FieldChange, NewComment, SyncMetadata, SyncSettings, UpdateWriter,
+};
+use crate::case_api::CaseApi;
 use crate::changelog::{Changelog, present};
+use crate::error::CaseApiError;
 use crate::filter_reason::FilterReason;
+use crate::processor::ProcessOutcome;
 
 /// Our own accounts in a third-party system, as configured on a reader (a bot login, a service
 /// account id), compared ignoring ASCII case and surrounding blanks.
@@ -122,6 +127,45 @@ pub fn field_update(changelog: &Changelog, case: &Case, change: FieldChange) -> 
         change,
         writer: UpdateWriter::sync(changelog),
     }
+}
+
+/// Adds a changelog's comment (or work note) to its case's timeline under `idempotency_key`,
+/// derived from the source so a replay never duplicates it: `empty_comment` without text,
+/// `invalid_field_value` without a key (the source gave no id to derive one from),
+/// `duplicate_event` when the key was used already. The body and the author are kept as sent.
+pub async fn add_comment(
+    changelog: &Changelog,
+    case: &Case,
+    idempotency_key: Option<String>,
+    api: &dyn CaseApi,
+) -> Result<ProcessOutcome, CaseApiError> {
+    let Some(body) = changelog.body.as_ref().filter(|b| !b.trim().is_empty()) else {
+        return Ok(ProcessOutcome::Filtered(FilterReason::EmptyComment));
+    };
+    let Some(idempotency_key) = idempotency_key else {
+        return Ok(ProcessOutcome::Filtered(FilterReason::InvalidFieldValue));
+    };
+    let comment = NewComment {
+        org_id: case.org_id,
+        case_id: case.id.clone(),
+        idempotency_key,
+        body: body.clone(),
+        author: changelog.author.clone().unwrap_or_default(),
+        is_work_note: changelog.is_work_note,
+        integration: changelog.integration.clone(),
+        source_event_time: changelog.event_timestamp,
+    };
+    let outcome = api.add_comment(&comment).await?;
+    if !outcome.created {
+        return Ok(ProcessOutcome::Filtered(FilterReason::DuplicateEvent));
+    }
+    tracing::debug!(
+        case_id = %case.id,
+        comment_id = %outcome.comment.id,
+        is_work_note = changelog.is_work_note,
+        "comment added to the case timeline"
+    );
+    Ok(ProcessOutcome::Applied)
 }
 
 #[cfg(test)]

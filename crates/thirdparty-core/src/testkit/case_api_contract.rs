@@ -298,8 +298,9 @@ pub async fn settings_metadata_and_users(api: &dyn CaseApi) {
 }
 
 /// Invokes the whole `CaseApi` contract suite: one test per check. The argument is a path to an
-/// `async fn(World) -> impl AsRef<dyn CaseApi>`-like function returning a seeded instance (an
-/// `Arc<dyn CaseApi>`). The calling crate needs `tokio` (macros, rt) as a dev-dependency.
+/// `async fn(World) -> T` returning a seeded instance, where `T: AsRef<dyn CaseApi>` (an
+/// `Arc<dyn CaseApi>`, or a holder that also keeps a server alive). The calling crate needs
+/// `tokio` (macros, rt) as a dev-dependency.
 #[macro_export]
 macro_rules! case_api_contract_tests {
     ($seeded:path) => {

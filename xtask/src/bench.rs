@@ -732,8 +732,8 @@ fn kafka_config(bootstrap: &str, topic: &str, group: &str) -> KafkaConfig {
         topic: topic.to_owned(),
         group_id: group.to_owned(),
         auto_offset_reset: reader_runtime::config::OffsetReset::Earliest,
-        auto_commit_interval_ms: 100,
-        drain_timeout_ms: 5000,
+        auto_commit_interval: Duration::from_millis(100),
+        drain_timeout: Duration::from_secs(5),
         properties: KAFKA_PROPERTIES
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -912,8 +912,8 @@ listen = "{health}"
             brokers = kafka.brokers,
             group = kafka.group_id,
             reset = kafka.auto_offset_reset.as_str(),
-            commit = kafka.auto_commit_interval_ms,
-            drain = kafka.drain_timeout_ms,
+            commit = kafka.auto_commit_interval.as_millis(),
+            drain = kafka.drain_timeout.as_millis(),
         );
         let path = dir.join(format!("reader-{name}.toml"));
         std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;

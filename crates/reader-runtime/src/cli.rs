@@ -404,8 +404,8 @@ fn decode<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Result<ExitC
 /// Builds the Case API client from the config.
 pub fn case_api_client(config: &crate::config::CaseApiConfig) -> Result<GrpcCaseApi> {
     let mut client = GrpcCaseApiConfig::new(config.endpoint.clone())
-        .with_timeout(Duration::from_millis(config.timeout_ms))
-        .with_connect_timeout(Duration::from_millis(config.connect_timeout_ms));
+        .with_timeout(config.timeout)
+        .with_connect_timeout(config.connect_timeout);
     if config.tls_ca_file.is_some() || config.endpoint.starts_with("https://") {
         let ca_cert_pem = match &config.tls_ca_file {
             Some(path) => {
@@ -447,10 +447,9 @@ fn pipeline<F: Flavor>(
             flavor: F::NAME.into(),
             max_conflict_retries: p.max_conflict_retries,
             dry_run: p.dry_run,
-            cache_ttl: time::Duration::seconds(p.cache_ttl_s.try_into().unwrap_or(i64::MAX)),
-            negative_cache_ttl: time::Duration::seconds(
-                p.negative_cache_ttl_s.try_into().unwrap_or(i64::MAX),
-            ),
+            cache_ttl: time::Duration::try_from(p.cache_ttl).unwrap_or(time::Duration::MAX),
+            negative_cache_ttl: time::Duration::try_from(p.negative_cache_ttl)
+                .unwrap_or(time::Duration::MAX),
             cache_capacity: p.cache_capacity,
         })
         .build()
@@ -521,9 +520,7 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
     };
 
     let metrics_render = telemetry::install_metrics(&config.statsd)?;
-    let health = Arc::new(Health::new(Duration::from_secs(
-        config.health.stall_timeout_s,
-    )));
+    let health = Arc::new(Health::new(config.health.stall_timeout));
     let listener = health::bind(config.health.listen)
         .await
         .with_context(|| format!("binding the health server on {}", config.health.listen))?;

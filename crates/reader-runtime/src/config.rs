@@ -21,6 +21,38 @@ pub const ENV_PREFIX: &str = "CTPR_";
 /// synchronous offset commit after the drain.
 pub const DRAIN_HEADROOM: Duration = Duration::from_secs(5);
 
+const MILLISECOND: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const TEN_MINUTES: Duration = Duration::from_secs(600);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Durations the file writes as whole numbers of the unit its key names (`timeout_ms = 2000`,
+/// `cache_ttl_s = 300`), read into [`Duration`]s so the code never converts units.
+pub(crate) mod duration_as {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// `*_ms` keys.
+    pub(crate) mod millis {
+        use super::*;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            u64::deserialize(d).map(Duration::from_millis)
+        }
+    }
+
+    /// `*_s` keys.
+    pub(crate) mod secs {
+        use super::*;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            u64::deserialize(d).map(Duration::from_secs)
+        }
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -107,12 +139,16 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Where a group without committed offsets starts: `latest` or `earliest`.
     pub auto_offset_reset: OffsetReset,
-    /// Interval of the automatic commit of stored offsets, in milliseconds.
-    pub auto_commit_interval_ms: u64,
+    /// Interval of the automatic commit of stored offsets (`auto_commit_interval_ms`, in
+    /// milliseconds).
+    #[serde(rename = "auto_commit_interval_ms", with = "duration_as::millis")]
+    pub auto_commit_interval: Duration,
     /// Longest wait for a partition's in-flight event when partitions are revoked or the reader
-    /// shuts down, in milliseconds. Below 25000 and below `health.stall_timeout_s`: a revoke
-    /// drains on the poll thread, and `/live` fails when that thread has not polled for 30 s.
-    pub drain_timeout_ms: u64,
+    /// shuts down (`drain_timeout_ms`, in milliseconds). Below 25000 and below
+    /// `health.stall_timeout_s`: a revoke drains on the poll thread, and `/live` fails when that
+    /// thread has not polled for 30 s.
+    #[serde(rename = "drain_timeout_ms", with = "duration_as::millis")]
+    pub drain_timeout: Duration,
     /// Extra librdkafka properties, applied before the safety-critical ones (which win); no
     /// security key (`security.protocol`, `ssl.*`, `sasl.*`): those belong to `[kafka.security]`.
     pub properties: BTreeMap<String, String>,
@@ -147,8 +183,8 @@ impl Default for KafkaConfig {
             topic: String::new(),
             group_id: "case-management".into(),
             auto_offset_reset: OffsetReset::Latest,
-            auto_commit_interval_ms: 5_000,
-            drain_timeout_ms: 10_000,
+            auto_commit_interval: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
             properties: BTreeMap::new(),
             security: KafkaSecurityConfig::default(),
         }
@@ -162,10 +198,12 @@ pub struct CaseApiConfig {
     /// Endpoint URL: `https://`, or `http://` (plaintext, only without `tls_ca_file` and
     /// `token_file`).
     pub endpoint: String,
-    /// Per-call deadline, in milliseconds.
-    pub timeout_ms: u64,
-    /// Connect timeout, in milliseconds.
-    pub connect_timeout_ms: u64,
+    /// Per-call deadline (`timeout_ms`, in milliseconds).
+    #[serde(rename = "timeout_ms", with = "duration_as::millis")]
+    pub timeout: Duration,
+    /// Connect timeout (`connect_timeout_ms`, in milliseconds).
+    #[serde(rename = "connect_timeout_ms", with = "duration_as::millis")]
+    pub connect_timeout: Duration,
     /// PEM file of the CA that signs the server's certificate (needs an `https://` endpoint).
     pub tls_ca_file: Option<PathBuf>,
     /// Server name to verify in the certificate (defaults to the endpoint's host).
@@ -178,8 +216,8 @@ impl Default for CaseApiConfig {
     fn default() -> Self {
         Self {
             endpoint: "http://127.0.0.1:50051".into(),
-            timeout_ms: 2_000,
-            connect_timeout_ms: 2_000,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
             tls_ca_file: None,
             tls_domain: None,
             token_file: None,
@@ -193,12 +231,14 @@ impl Default for CaseApiConfig {
 pub struct PipelineSection {
     /// Decide and log, never write.
     pub dry_run: bool,
-    /// Freshness of cached settings and sync metadata, in seconds.
-    pub cache_ttl_s: u64,
+    /// Freshness of cached settings and sync metadata (`cache_ttl_s`, in seconds).
+    #[serde(rename = "cache_ttl_s", with = "duration_as::secs")]
+    pub cache_ttl: Duration,
     /// Freshness of a cached "no settings for the project" or "no sync metadata for the
-    /// organization" answer, in seconds (1 to `cache_ttl_s`): how long a newly configured
-    /// project may still be ignored. SIGHUP clears both caches at once.
-    pub negative_cache_ttl_s: u64,
+    /// organization" answer (`negative_cache_ttl_s`, in seconds, 1 to `cache_ttl_s`): how long
+    /// a newly configured project may still be ignored. SIGHUP clears both caches at once.
+    #[serde(rename = "negative_cache_ttl_s", with = "duration_as::secs")]
+    pub negative_cache_ttl: Duration,
     /// Entries per cache.
     pub cache_capacity: usize,
     /// Re-reads of a case after a version conflict before giving up on the changelog.
@@ -209,8 +249,8 @@ impl Default for PipelineSection {
     fn default() -> Self {
         Self {
             dry_run: false,
-            cache_ttl_s: 300,
-            negative_cache_ttl_s: 30,
+            cache_ttl: Duration::from_secs(300),
+            negative_cache_ttl: Duration::from_secs(30),
             cache_capacity: 10_000,
             max_conflict_retries: 3,
         }
@@ -223,18 +263,20 @@ impl Default for PipelineSection {
 pub struct RetryConfig {
     /// Tries after the first before the process exits non-zero.
     pub max_retries: u32,
-    /// First backoff, in milliseconds.
-    pub initial_backoff_ms: u64,
-    /// Longest backoff, in milliseconds.
-    pub max_backoff_ms: u64,
+    /// First backoff (`initial_backoff_ms`, in milliseconds).
+    #[serde(rename = "initial_backoff_ms", with = "duration_as::millis")]
+    pub initial_backoff: Duration,
+    /// Longest backoff (`max_backoff_ms`, in milliseconds).
+    #[serde(rename = "max_backoff_ms", with = "duration_as::millis")]
+    pub max_backoff: Duration,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
             max_retries: 8,
-            initial_backoff_ms: 200,
-            max_backoff_ms: 30_000,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -245,15 +287,17 @@ impl Default for RetryConfig {
 pub struct HealthConfig {
     /// Address of `/live`, `/ready` and `/metrics`.
     pub listen: SocketAddr,
-    /// `/live` fails when one event has been in handling longer than this, in seconds.
-    pub stall_timeout_s: u64,
+    /// `/live` fails when one event has been in handling longer than this (`stall_timeout_s`,
+    /// in seconds).
+    #[serde(rename = "stall_timeout_s", with = "duration_as::secs")]
+    pub stall_timeout: Duration,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            stall_timeout_s: 300,
+            stall_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -346,7 +390,7 @@ impl<I> Config<I> {
         if k.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
         }
-        if k.auto_commit_interval_ms == 0 {
+        if k.auto_commit_interval.is_zero() {
             return Err(invalid("kafka.auto_commit_interval_ms", "must be positive"));
         }
         for key in k.properties.keys() {
@@ -388,46 +432,46 @@ impl<I> Config<I> {
                 }
             }
         }
-        if self.case_api.timeout_ms == 0 {
+        if self.case_api.timeout.is_zero() {
             return Err(invalid("case_api.timeout_ms", "must be positive"));
         }
-        if !(1..=86_400).contains(&self.pipeline.cache_ttl_s) {
+        if !(SECOND..=DAY).contains(&self.pipeline.cache_ttl) {
             return Err(invalid(
                 "pipeline.cache_ttl_s",
                 "must be between 1 and 86400 (a day)",
             ));
         }
-        if !(1..=self.pipeline.cache_ttl_s).contains(&self.pipeline.negative_cache_ttl_s) {
+        if !(SECOND..=self.pipeline.cache_ttl).contains(&self.pipeline.negative_cache_ttl) {
             return Err(invalid(
                 "pipeline.negative_cache_ttl_s",
                 "must be between 1 and pipeline.cache_ttl_s",
             ));
         }
-        if !(1..=600_000).contains(&k.drain_timeout_ms) {
+        if !(MILLISECOND..=TEN_MINUTES).contains(&k.drain_timeout) {
             return Err(invalid(
                 "kafka.drain_timeout_ms",
                 "must be between 1 and 600000 (10 minutes)",
             ));
         }
-        if k.auto_commit_interval_ms > 3_600_000 {
+        if k.auto_commit_interval > HOUR {
             return Err(invalid(
                 "kafka.auto_commit_interval_ms",
                 "must be at most 3600000 (an hour)",
             ));
         }
-        if self.case_api.timeout_ms > 600_000 || self.case_api.connect_timeout_ms > 600_000 {
+        if self.case_api.timeout > TEN_MINUTES || self.case_api.connect_timeout > TEN_MINUTES {
             return Err(invalid(
                 "case_api.timeout_ms",
                 "timeouts must be at most 600000 (10 minutes)",
             ));
         }
-        if self.retry.max_backoff_ms > 3_600_000 {
+        if self.retry.max_backoff > HOUR {
             return Err(invalid(
                 "retry.max_backoff_ms",
                 "must be at most 3600000 (an hour)",
             ));
         }
-        if self.health.stall_timeout_s == 0 || self.health.stall_timeout_s > 86_400 {
+        if !(SECOND..=DAY).contains(&self.health.stall_timeout) {
             return Err(invalid(
                 "health.stall_timeout_s",
                 "must be between 1 and 86400 (a day)",
@@ -436,7 +480,7 @@ impl<I> Config<I> {
         // A revoke drains on the poll thread: a drain that may outlast health's poll-stall bound
         // fails `/live` (and the pod is restarted mid-drain).
         let poll_bound = crate::health::POLL_STALL.saturating_sub(DRAIN_HEADROOM);
-        if u128::from(k.drain_timeout_ms) >= poll_bound.as_millis() {
+        if k.drain_timeout >= poll_bound {
             return Err(invalid(
                 "kafka.drain_timeout_ms",
                 format!(
@@ -449,15 +493,15 @@ impl<I> Config<I> {
         }
         // Waiting longer for an in-flight event than /live lets one event run is waiting on a
         // reader the probe already calls dead.
-        if u128::from(k.drain_timeout_ms) >= u128::from(self.health.stall_timeout_s) * 1000 {
+        if k.drain_timeout >= self.health.stall_timeout {
             return Err(invalid(
                 "kafka.drain_timeout_ms",
                 "must be below health.stall_timeout_s (/live fails when one event is handled \
                  longer than that)",
             ));
         }
-        if self.retry.initial_backoff_ms == 0
-            || self.retry.initial_backoff_ms > self.retry.max_backoff_ms
+        if self.retry.initial_backoff.is_zero()
+            || self.retry.initial_backoff > self.retry.max_backoff
         {
             return Err(invalid(
                 "retry.initial_backoff_ms",
@@ -467,11 +511,6 @@ impl<I> Config<I> {
         self.skip.entries()?;
         self.decisions.validate()?;
         Ok(())
-    }
-
-    /// The drain bound as a duration.
-    pub fn drain_timeout(&self) -> Duration {
-        Duration::from_millis(self.kafka.drain_timeout_ms)
     }
 }
 
@@ -535,26 +574,26 @@ mod tests {
         let c: Config<Flavor> = Config::from_toml("", env(&[])).unwrap();
         assert_eq!(c.kafka.group_id, "case-management");
         assert_eq!(c.kafka.auto_offset_reset, OffsetReset::Latest);
-        assert_eq!(c.kafka.auto_commit_interval_ms, 5_000);
+        assert_eq!(c.kafka.auto_commit_interval, Duration::from_secs(5));
         assert_eq!(c.health.listen.port(), 8080);
-        assert_eq!(c.pipeline.cache_ttl_s, 300);
-        assert_eq!(c.pipeline.negative_cache_ttl_s, 30);
+        assert_eq!(c.pipeline.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.pipeline.negative_cache_ttl, Duration::from_secs(30));
     }
 
     #[test]
     fn the_negative_cache_ttl_is_set_by_file_or_environment_and_bounded_by_the_ttl() {
         let c: Config<Flavor> =
             Config::from_toml("[pipeline]\nnegative_cache_ttl_s = 10", env(&[])).unwrap();
-        assert_eq!(c.pipeline.negative_cache_ttl_s, 10);
+        assert_eq!(c.pipeline.negative_cache_ttl, Duration::from_secs(10));
         let c: Config<Flavor> =
             Config::from_toml("", env(&[("CTPR_PIPELINE__NEGATIVE_CACHE_TTL_S", "5")])).unwrap();
-        assert_eq!(c.pipeline.negative_cache_ttl_s, 5);
+        assert_eq!(c.pipeline.negative_cache_ttl, Duration::from_secs(5));
         let c: Config<Flavor> = Config::from_toml(
             "[pipeline]\ncache_ttl_s = 60\nnegative_cache_ttl_s = 60",
             env(&[]),
         )
         .unwrap();
-        assert_eq!(c.pipeline.negative_cache_ttl_s, 60);
+        assert_eq!(c.pipeline.negative_cache_ttl, Duration::from_secs(60));
         for text in [
             "[pipeline]\nnegative_cache_ttl_s = 0",
             "[pipeline]\ncache_ttl_s = 20",

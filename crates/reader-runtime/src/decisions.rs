@@ -27,9 +27,13 @@ pub struct DecisionsConfig {
     /// Kafka topic of the records (on the `[kafka]` brokers, with `[kafka.security]`); empty:
     /// records are only logged.
     pub topic: String,
-    /// How long the producer keeps trying to deliver a record before it counts it as dropped,
-    /// in milliseconds.
-    pub delivery_timeout_ms: u64,
+    /// How long the producer keeps trying to deliver a record before it counts it as dropped
+    /// (`delivery_timeout_ms`, in milliseconds).
+    #[serde(
+        rename = "delivery_timeout_ms",
+        with = "crate::config::duration_as::millis"
+    )]
+    pub delivery_timeout: Duration,
     /// Records waiting for delivery at most; beyond, new records are dropped (and counted).
     pub queue_max_records: u32,
 }
@@ -38,7 +42,7 @@ impl Default for DecisionsConfig {
     fn default() -> Self {
         Self {
             topic: String::new(),
-            delivery_timeout_ms: 120_000,
+            delivery_timeout: Duration::from_secs(120),
             queue_max_records: 100_000,
         }
     }
@@ -54,7 +58,7 @@ impl DecisionsConfig {
         if self.topic.trim() != self.topic {
             return Err(invalid("topic", "must not have surrounding whitespace"));
         }
-        if !(1_000..=3_600_000).contains(&self.delivery_timeout_ms) {
+        if !(Duration::from_secs(1)..=Duration::from_secs(3_600)).contains(&self.delivery_timeout) {
             return Err(invalid(
                 "delivery_timeout_ms",
                 "must be between 1000 and 3600000 (an hour)",
@@ -142,7 +146,7 @@ impl KafkaDecisionSink {
             .set("compression.type", "zstd")
             .set(
                 "message.timeout.ms",
-                decisions.delivery_timeout_ms.to_string(),
+                decisions.delivery_timeout.as_millis().to_string(),
             )
             .set(
                 "queue.buffering.max.messages",

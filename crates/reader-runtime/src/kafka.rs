@@ -97,7 +97,7 @@ pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig, SecurityError>
         .set("enable.auto.commit", "true")
         .set(
             "auto.commit.interval.ms",
-            kafka.auto_commit_interval_ms.to_string(),
+            kafka.auto_commit_interval.as_millis().to_string(),
         )
         .set("enable.auto.offset.store", "false")
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -788,7 +788,7 @@ impl Reader {
         }
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         let registry: Registry = Arc::default();
-        let drain_timeout = Duration::from_millis(kafka.drain_timeout_ms);
+        let drain_timeout = kafka.drain_timeout;
         let context = ReaderContext {
             consumer: OnceLock::new(),
             pending: Mutex::default(),
@@ -1149,7 +1149,7 @@ mod tests {
             brokers: bootstrap.clone(),
             group_id: GROUP.into(),
             auto_offset_reset: crate::config::OffsetReset::Earliest,
-            auto_commit_interval_ms: 50,
+            auto_commit_interval: Duration::from_millis(50),
             properties: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),
             ..KafkaConfig::default()
         };
@@ -1265,8 +1265,8 @@ mod tests {
             brokers: bootstrap.clone(),
             group_id: GROUP.into(),
             auto_offset_reset: crate::config::OffsetReset::Earliest,
-            auto_commit_interval_ms: 50,
-            drain_timeout_ms: 200,
+            auto_commit_interval: Duration::from_millis(50),
+            drain_timeout: Duration::from_millis(200),
             properties: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),
             ..KafkaConfig::default()
         };

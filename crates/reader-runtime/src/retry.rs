@@ -22,10 +22,10 @@ pub enum Handled {
 /// full jitter in its upper half so readers restarted together do not retry in lockstep.
 pub fn backoff(config: &RetryConfig, attempt: u32) -> Duration {
     let exp = config
-        .initial_backoff_ms
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
-    let capped = exp.min(config.max_backoff_ms);
-    let half = capped / 2;
+        .initial_backoff
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(config.max_backoff);
+    let half = u64::try_from(capped.as_millis() / 2).unwrap_or(u64::MAX);
     Duration::from_millis(half + fastrand::u64(0..=half.max(1)))
 }
 
@@ -70,8 +70,8 @@ mod tests {
     fn backoff_grows_exponentially_is_capped_and_jittered() {
         let c = RetryConfig {
             max_retries: 10,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 1_000,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
         };
         for _ in 0..100 {
             let d1 = backoff(&c, 1).as_millis();

@@ -156,8 +156,7 @@ pub const META_SITE: &str = "site";
 
 const DECODER_RS: &str = r#"//! The {{name}} message -> normalized changelogs.
 
-use serde_json::Value;
-use thirdparty_core::json_object::JsonObject;
+use thirdparty_core::json::{self, Json};
 use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder, normalize_site};
 
 use crate::{INTEGRATION, META_SITE};
@@ -177,8 +176,48 @@ use crate::{INTEGRATION, META_SITE};
 /// are not JSON are [`DecodeError::Malformed`], a missing or mistyped field
 /// [`DecodeError::Invalid`] naming its path, an event you do not sync
 /// [`DecodeError::UnsupportedEvent`].
+///
+/// The message is read the way every integration reads JSON (`thirdparty_core::json`): one
+/// struct per object, naming only the keys the decoder reads, and path-named reads that give
+/// every missing or mistyped value one error wording.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct {{Type}}Decoder;
+
+// The keys of the example message the decoder reads; every other key is skipped.
+thirdparty_core::json_object!(
+    /// The Kafka message value.
+    Message {
+        "orgId" => org_id: Json<'a>,
+        "site" => site: Json<'a>,
+        "itemId" => item_id: Json<'a>,
+        "itemKey" => item_key: Json<'a>,
+        "changedAt" => changed_at: Json<'a>,
+        "author" => author: Json<'a, Person<'a>>,
+        "title" => title: Json<'a, Title<'a>>,
+        "comment" => comment: Json<'a, Comment<'a>>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `author`.
+    Person {
+        "id" => id: Json<'a>,
+        "name" => name: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `title`: the value before and after.
+    Title {
+        "from" => from: Json<'a>,
+        "to" => to: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `comment`.
+    Comment {
+        "id" => id: Json<'a>,
+        "body" => body: Json<'a>,
+    }
+);
 
 impl {{Type}}Decoder {
     /// The decoder.
@@ -193,37 +232,36 @@ impl Decoder for {{Type}}Decoder {
     }
 
     fn decode(&self, value: &[u8]) -> Result<Vec<Changelog>, DecodeError> {
-        let document: Value = serde_json::from_slice(value)?;
-        let message = JsonObject::root(&document)?;
-        let site = message.required_str("site")?;
+        let message: Message<'_> = json::parse(value)?;
+        let site = message.site.required_str("site")?;
         let mut base = Changelog::new(
             INTEGRATION,
-            message.org_id("orgId")?,
+            message.org_id.org_id("orgId")?,
             ChangelogType::CreateComment,
-            message.required_id("itemId")?,
-            message.required_time("changedAt")?,
+            message.item_id.required_id("itemId")?,
+            message.changed_at.required_time("changedAt")?,
         );
         base.site = normalize_site(site);
-        base.third_party_key = message.str("itemKey")?.map(str::to_owned);
+        base.third_party_key = message.item_key.str_at("itemKey")?.map(str::to_owned);
         base.metadata.insert(META_SITE.to_owned(), site.to_owned());
-        if let Some(author) = message.object("author", "author")? {
+        if let Some(author) = message.author.object_at("author")? {
             base.author = Some(Author {
-                id: author.id("id")?,
-                display_name: author.str("name")?.map(str::to_owned),
+                id: author.id.id("author.id")?,
+                display_name: author.name.str_at("author.name")?.map(str::to_owned),
             });
         }
         let mut changelogs = Vec::new();
-        if let Some(title) = message.object("title", "title")? {
+        if let Some(title) = message.title.object_at("title")? {
             let mut c = base.clone();
             c.changelog_type = ChangelogType::UpdateTitle;
-            c.from_string = title.str("from")?.map(str::to_owned);
-            c.to_string = Some(title.required_str("to")?.to_owned());
+            c.from_string = title.from.str_at("title.from")?.map(str::to_owned);
+            c.to_string = Some(title.to.required_str("title.to")?.to_owned());
             changelogs.push(c);
         }
-        if let Some(comment) = message.object("comment", "comment")? {
+        if let Some(comment) = message.comment.object_at("comment")? {
             let mut c = base;
-            c.comment_id = Some(comment.required_id("id")?);
-            c.body = Some(comment.str("body")?.unwrap_or_default().to_owned());
+            c.comment_id = Some(comment.id.required_id("comment.id")?);
+            c.body = Some(comment.body.str_at("comment.body")?.unwrap_or_default().to_owned());
             changelogs.push(c);
         }
         Ok(changelogs)

@@ -1,7 +1,6 @@
 //! The GitHub webhook envelope -> normalized changelogs.
 
-use serde_json::Value;
-use thirdparty_core::json_object::JsonObject;
+use thirdparty_core::json::{self, Json};
 use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder, normalize_site};
 
 use crate::{INTEGRATION, LABEL, META_ACCOUNT_ID, META_PROJECT_ID, STATE_CLOSED, STATE_OPEN};
@@ -78,8 +77,7 @@ impl Decoder for GitHubDecoder {
                 limit: self.max_event_bytes,
             });
         }
-        let document: Value = serde_json::from_slice(value)?;
-        decode_envelope(JsonObject::root(&document)?)
+        decode_envelope(&json::parse(value)?)
     }
 }
 
@@ -94,10 +92,89 @@ const ISSUE_ACTIONS: &[&str] = &[
     "unlabeled",
 ];
 
-fn decode_envelope(envelope: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeError> {
-    let event = envelope.required_str("event")?;
-    let webhook = envelope.required_object("webhook", "webhook")?;
-    let action = webhook.str("action")?.unwrap_or_default();
+// The parts of the envelope and of GitHub's body the decoder reads; every other key is skipped.
+thirdparty_core::json_object!(
+    /// The Kafka message value.
+    Envelope {
+        "orgId" => org_id: Json<'a>,
+        "host" => host: Json<'a>,
+        "event" => event: Json<'a>,
+        "webhook" => webhook: Json<'a, Webhook<'a>>,
+    }
+);
+thirdparty_core::json_object!(
+    /// The body GitHub sent.
+    Webhook {
+        "action" => action: Json<'a>,
+        "issue" => issue: Json<'a, Issue<'a>>,
+        "repository" => repository: Json<'a, Repository<'a>>,
+        "sender" => sender: Json<'a, User<'a>>,
+        "assignee" => assignee: Json<'a, User<'a>>,
+        "label" => label: Json<'a, Label<'a>>,
+        "changes" => changes: Json<'a, Changes<'a>>,
+        "comment" => comment: Json<'a, Comment<'a>>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `webhook.issue`.
+    Issue {
+        "id" => id: Json<'a>,
+        "number" => number: Json<'a>,
+        "title" => title: Json<'a>,
+        "body" => body: Json<'a>,
+        "state_reason" => state_reason: Json<'a>,
+        "updated_at" => updated_at: Json<'a>,
+        "pull_request" => pull_request: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `webhook.repository`.
+    Repository {
+        "id" => id: Json<'a>,
+        "full_name" => full_name: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// A GitHub user.
+    User {
+        "id" => id: Json<'a>,
+        "login" => login: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `webhook.label`.
+    Label {
+        "id" => id: Json<'a>,
+        "name" => name: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `webhook.changes` of an `edited` action.
+    Changes {
+        "title" => title: Json<'a, Before<'a>>,
+        "body" => body: Json<'a, Before<'a>>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `webhook.changes.title` / `.body`: the value before the edit.
+    Before {
+        "from" => from: Json<'a>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `webhook.comment`.
+    Comment {
+        "id" => id: Json<'a>,
+        "body" => body: Json<'a>,
+        "user" => user: Json<'a, User<'a>>,
+        "created_at" => created_at: Json<'a>,
+    }
+);
+
+fn decode_envelope(envelope: &Envelope<'_>) -> Result<Vec<Changelog>, DecodeError> {
+    let event = envelope.event.required_str("event")?;
+    let webhook = envelope.webhook.required_object("webhook")?;
+    let action = webhook.action.str_at("webhook.action")?.unwrap_or_default();
     let supported = match event {
         "issues" => ISSUE_ACTIONS.contains(&action),
         "issue_comment" => action == "created",
@@ -106,31 +183,33 @@ fn decode_envelope(envelope: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeErr
     if !supported {
         return Err(DecodeError::unsupported_event(&format!("{event}.{action}")));
     }
-    let issue = webhook.required_object("issue", "webhook.issue")?;
-    if issue.has("pull_request") {
+    let issue = webhook.issue.required_object("webhook.issue")?;
+    if issue.pull_request.is_present() {
         return Err(DecodeError::unsupported_event(&format!(
             "{event}.{action} on a pull request"
         )));
     }
-    let org_id = envelope.org_id("orgId")?;
-    let host = envelope.required_str("host")?.trim();
-    let repository = webhook.required_object("repository", "webhook.repository")?;
-    let full_name = repository.required_str("full_name")?;
-    let repository_id = repository.required_id("id")?;
-    let issue_id = issue.required_id("id")?;
-    let number = issue.required_id("number")?;
+    let org_id = envelope.org_id.org_id("orgId")?;
+    let host = envelope.host.required_str("host")?.trim();
+    let repository = webhook.repository.required_object("webhook.repository")?;
+    let full_name = repository
+        .full_name
+        .required_str("webhook.repository.full_name")?;
+    let repository_id = repository.id.required_id("webhook.repository.id")?;
+    let issue_id = issue.id.required_id("webhook.issue.id")?;
+    let number = issue.number.required_id("webhook.issue.number")?;
 
     let mut base = Changelog::new(
         INTEGRATION,
         org_id,
         ChangelogType::CreateComment,
         issue_id,
-        issue.required_time("updated_at")?,
+        issue.updated_at.required_time("webhook.issue.updated_at")?,
     );
     base.site = normalize_site(host);
     base.third_party_key = Some(format!("{full_name}#{number}"));
-    base.author = match webhook.object("sender", "webhook.sender")? {
-        Some(sender) => Some(user(sender)?),
+    base.author = match webhook.sender.object_at("webhook.sender")? {
+        Some(sender) => Some(user(sender, "webhook.sender")?),
         None => None,
     };
     base.metadata
@@ -148,28 +227,46 @@ fn decode_envelope(envelope: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeErr
     };
     match action {
         "edited" => {
-            let Some(changes) = webhook.object("changes", "webhook.changes")? else {
+            let Some(changes) = webhook.changes.object_at("webhook.changes")? else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();
-            if let Some(title) = changes.object("title", "webhook.changes.title")? {
+            if let Some(title) = changes.title.object_at("webhook.changes.title")? {
                 let mut c = change(ChangelogType::UpdateTitle);
-                c.from_string = title.str("from")?.map(str::to_owned);
-                c.to_string = Some(issue.str("title")?.unwrap_or_default().to_owned());
+                c.from_string = title
+                    .from
+                    .str_at("webhook.changes.title.from")?
+                    .map(str::to_owned);
+                c.to_string = Some(
+                    issue
+                        .title
+                        .str_at("webhook.issue.title")?
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
                 out.push(c);
             }
-            if let Some(body) = changes.object("body", "webhook.changes.body")? {
+            if let Some(body) = changes.body.object_at("webhook.changes.body")? {
                 let mut c = change(ChangelogType::UpdateDescription);
-                c.from_string = body.str("from")?.map(str::to_owned);
+                c.from_string = body
+                    .from
+                    .str_at("webhook.changes.body.from")?
+                    .map(str::to_owned);
                 // A body removed in GitHub is `null`: the description is cleared.
-                c.to_string = Some(issue.str("body")?.unwrap_or_default().to_owned());
+                c.to_string = Some(
+                    issue
+                        .body
+                        .str_at("webhook.issue.body")?
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
                 out.push(c);
             }
             Ok(out)
         }
         "assigned" | "unassigned" => {
-            let assignee = webhook.required_object("assignee", "webhook.assignee")?;
-            let person = user(assignee)?;
+            let assignee = webhook.assignee.required_object("webhook.assignee")?;
+            let person = user(assignee, "webhook.assignee")?;
             let mut c = change(ChangelogType::UpdateAssignee);
             if action == "assigned" {
                 c.to_id = person.id;
@@ -181,7 +278,11 @@ fn decode_envelope(envelope: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeErr
             Ok(vec![c])
         }
         "closed" | "reopened" => {
-            let closed = match issue.str("state_reason")?.map(str::trim) {
+            let closed = match issue
+                .state_reason
+                .str_at("webhook.issue.state_reason")?
+                .map(str::trim)
+            {
                 Some(reason) if !reason.is_empty() && reason != "reopened" => {
                     format!("{STATE_CLOSED}:{reason}")
                 }
@@ -201,9 +302,9 @@ fn decode_envelope(envelope: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeErr
         }
         _ => {
             // labeled / unlabeled
-            let label = webhook.required_object("label", "webhook.label")?;
-            let id = label.id("id")?;
-            let name = label.required_str("name")?.to_owned();
+            let label = webhook.label.required_object("webhook.label")?;
+            let id = label.id.id("webhook.label.id")?;
+            let name = label.name.required_str("webhook.label.name")?.to_owned();
             let mut c = change(ChangelogType::Unsupported(LABEL.to_owned()));
             if action == "labeled" {
                 c.to_id = id;
@@ -217,23 +318,34 @@ fn decode_envelope(envelope: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeErr
     }
 }
 
-/// A GitHub user: `id` as the id, `login` as the display name.
-fn user(object: JsonObject<'_>) -> Result<Author, DecodeError> {
+/// A GitHub user at `path`: `id` as the id, `login` as the display name.
+fn user(object: &User<'_>, path: &str) -> Result<Author, DecodeError> {
     Ok(Author {
-        id: object.id("id")?,
-        display_name: object.str("login")?.map(str::to_owned),
+        id: object.id.id(&format!("{path}.id"))?,
+        display_name: object
+            .login
+            .str_at(&format!("{path}.login"))?
+            .map(str::to_owned),
     })
 }
 
-fn comment(mut base: Changelog, webhook: JsonObject<'_>) -> Result<Changelog, DecodeError> {
-    let comment = webhook.required_object("comment", "webhook.comment")?;
+fn comment(mut base: Changelog, webhook: &Webhook<'_>) -> Result<Changelog, DecodeError> {
+    let comment = webhook.comment.required_object("webhook.comment")?;
     base.changelog_type = ChangelogType::CreateComment;
-    base.comment_id = Some(comment.required_id("id")?);
+    base.comment_id = Some(comment.id.required_id("webhook.comment.id")?);
     // Kept byte for byte; an empty body still yields a changelog (filtered `empty_comment`).
-    base.body = Some(comment.str("body")?.unwrap_or_default().to_owned());
-    base.event_timestamp = comment.required_time("created_at")?;
-    if let Some(author) = comment.object("user", "webhook.comment.user")? {
-        base.author = Some(user(author)?);
+    base.body = Some(
+        comment
+            .body
+            .str_at("webhook.comment.body")?
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    base.event_timestamp = comment
+        .created_at
+        .required_time("webhook.comment.created_at")?;
+    if let Some(author) = comment.user.object_at("webhook.comment.user")? {
+        base.author = Some(user(author, "webhook.comment.user")?);
     }
     Ok(base)
 }
@@ -242,7 +354,7 @@ fn comment(mut base: Changelog, webhook: JsonObject<'_>) -> Result<Changelog, De
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

@@ -24,8 +24,9 @@ use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::dates;
-use crate::json::{Json, Skip, json_object, missing};
 use crate::{INTEGRATION, META_ACCOUNT_ID, META_ISSUE_TYPE_ID, META_PROJECT_ID};
+use thirdparty_core::json::{self, Json, Skip, missing};
+use thirdparty_core::json_object;
 
 /// The default largest message value the decoder accepts (4 MiB, above Kafka's default 1 MB
 /// message limit, so only a misconfigured producer reaches it).
@@ -93,25 +94,11 @@ impl Decoder for JiraDecoder {
                 limit: self.max_payload_bytes,
             });
         }
-        // JSON is UTF-8 throughout (a byte outside a string that is not ASCII is a syntax
-        // error anyway): one check of the whole value is much cheaper than one per string.
-        let text = std::str::from_utf8(value).map_err(|e| {
-            DecodeError::Malformed(format!(
-                "invalid UTF-8 at byte {} of the message value",
-                e.valid_up_to()
-            ))
-        })?;
-        // One pass over the text into the typed view; anything that is not JSON (or is too
-        // deep) is `Malformed`, wherever it sits in the document.
-        let document: Json<'_, Envelope<'_>> = serde_json::from_str(text)?;
-        // Valid JSON of the wrong shape fails validation: discarded, not skipped.
-        let Json::Object(envelope) = &document else {
-            return Err(DecodeError::invalid(
-                "",
-                "the message value is not a JSON object",
-            ));
-        };
-        decode_envelope(envelope)
+        // One pass over the bytes into the typed view; anything that is not JSON (or is too
+        // deep) is `Malformed` wherever it sits in the document, and valid JSON of the wrong
+        // shape fails validation: discarded, not skipped.
+        let envelope: Envelope<'_> = json::parse(value)?;
+        decode_envelope(&envelope)
     }
 }
 
@@ -293,7 +280,7 @@ fn common(org_id: u64, account_id: &str, webhook: &Webhook<'_>) -> Result<Common
         .opt_obj()
         .map_err(|e| e.at("webhook.issue"))?
         .ok_or_else(|| missing("webhook.issue"))?;
-    let issue_id = issue.id.req_id("webhook.issue.id")?;
+    let issue_id = issue.id.required_id("webhook.issue.id")?;
     let issue_key = issue
         .key
         .opt_str()
@@ -480,7 +467,7 @@ fn comment_changelog(
         .opt_obj()
         .map_err(|e| e.at("webhook.comment"))?
         .ok_or_else(|| missing("webhook.comment"))?;
-    let comment_id = comment.id.req_id("webhook.comment.id")?;
+    let comment_id = comment.id.required_id("webhook.comment.id")?;
     let body = comment
         .body
         .opt_str()

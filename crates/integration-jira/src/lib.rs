@@ -18,7 +18,6 @@ pub mod filterer;
 pub mod processor;
 
 mod dates;
-mod json;
 
 pub use decoder::{DEFAULT_MAX_PAYLOAD_BYTES, JiraDecoder};
 pub use filterer::JiraFilterer;

@@ -1,7 +1,6 @@
 //! The ServiceNow diff event -> normalized changelogs.
 
-use serde_json::Value;
-use thirdparty_core::json_object::{JsonObject, expected};
+use thirdparty_core::json::{self, Json};
 use thirdparty_core::{Author, Changelog, ChangelogType, DecodeError, Decoder};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -72,27 +71,55 @@ impl Decoder for ServiceNowDecoder {
                 limit: self.max_event_bytes,
             });
         }
-        let document: Value = serde_json::from_slice(value)?;
         // Valid JSON of the wrong shape fails validation: discarded, not skipped.
-        decode_event(JsonObject::root(&document)?)
+        decode_event(&json::parse(value)?)
     }
 }
 
-fn decode_event(event: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeError> {
-    let event_type = event.required_str("type")?;
+// The keys of the event the decoder reads; every other key is skipped.
+thirdparty_core::json_object!(
+    /// The Kafka message value: one incident event.
+    Event {
+        "type" => event_type: Json<'a>,
+        "orgId" => org_id: Json<'a>,
+        "sysId" => sys_id: Json<'a>,
+        "instanceName" => instance_name: Json<'a>,
+        "updatedAt" => updated_at: Json<'a>,
+        "updatedBy" => updated_by: Json<'a>,
+        "data" => data: Json<'a, Data<'a>>,
+    }
+);
+thirdparty_core::json_object!(
+    /// `data`: what changed.
+    Data {
+        "comment" => comment: Json<'a>,
+        "workNote" => work_note: Json<'a>,
+        "state" => state: Json<'a>,
+        "correlationId" => correlation_id: Json<'a>,
+    }
+);
+
+fn decode_event(event: &Event<'_>) -> Result<Vec<Changelog>, DecodeError> {
+    let event_type = event.event_type.required_str("type")?;
     if !INCIDENT_EVENT_TYPES.contains(&event_type) {
         return Err(DecodeError::unsupported_event(event_type));
     }
-    let org_id = event.org_id("orgId")?;
-    let sys_id = event.required_str("sysId")?;
-    let instance_name = event.required_str("instanceName")?;
-    let updated_at = updated_at(event)?;
-    let updated_by = event.str("updatedBy")?.filter(|s| !s.is_empty());
-    let data = event.required_object("data", "data")?;
-    let comment = data.str("comment")?;
-    let work_note = data.str("workNote")?;
-    let state = state(data)?;
-    let correlation_id = data.str("correlationId")?.filter(|s| !s.is_empty());
+    let org_id = event.org_id.org_id("orgId")?;
+    let sys_id = event.sys_id.required_str("sysId")?;
+    let instance_name = event.instance_name.required_str("instanceName")?;
+    let updated_at = updated_at(&event.updated_at)?;
+    let updated_by = event
+        .updated_by
+        .str_at("updatedBy")?
+        .filter(|s| !s.is_empty());
+    let data = event.data.required_object("data")?;
+    let comment = data.comment.str_at("data.comment")?;
+    let work_note = data.work_note.str_at("data.workNote")?;
+    let state = state(&data.state)?;
+    let correlation_id = data
+        .correlation_id
+        .str_at("data.correlationId")?
+        .filter(|s| !s.is_empty());
 
     let base = {
         let mut c = Changelog::new(
@@ -136,9 +163,9 @@ fn decode_event(event: JsonObject<'_>) -> Result<Vec<Changelog>, DecodeError> {
 }
 
 /// `updatedAt`: RFC 3339, or ServiceNow's `YYYY-MM-DD hh:mm:ss[.fff]` in UTC; normalized to UTC.
-fn updated_at(event: JsonObject<'_>) -> Result<OffsetDateTime, DecodeError> {
+fn updated_at(value: &Json<'_>) -> Result<OffsetDateTime, DecodeError> {
     const FIELD: &str = "updatedAt";
-    let text = event.required_str(FIELD)?;
+    let text = value.required_str(FIELD)?;
     let parsed = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
         let servicenow = format_description!(
             "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
@@ -161,24 +188,26 @@ fn updated_at(event: JsonObject<'_>) -> Result<OffsetDateTime, DecodeError> {
         .ok_or_else(|| DecodeError::invalid(FIELD, "out of the RFC 3339 range once in UTC"))
 }
 
-/// `data.state`: a state code, as a non-empty string or an integer (ServiceNow sends both).
-fn state(data: JsonObject<'_>) -> Result<Option<String>, DecodeError> {
+/// `data.state`: a state code, as a non-empty string or an integer (ServiceNow sends both;
+/// negative codes exist too: a change request starts at `-5`, New).
+fn state(value: &Json<'_>) -> Result<Option<String>, DecodeError> {
     const FIELD: &str = "data.state";
-    match data.value("state") {
-        None => Ok(None),
-        Some(Value::String(code)) if code.trim().is_empty() => {
-            Err(DecodeError::invalid(FIELD, "empty state code"))
-        }
-        Some(Value::String(code)) => Ok(Some(code.clone())),
-        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
-            (Some(code), _) => Ok(Some(code.to_string())),
-            (None, Some(code)) => Ok(Some(code.to_string())),
-            (None, None) => Err(DecodeError::invalid(
+    match value {
+        Json::Null => Ok(None),
+        Json::Str(code) if code.trim().is_empty() => Err(json::empty(FIELD)),
+        Json::Str(code) => Ok(Some(code.as_ref().to_owned())),
+        Json::Number(n) => match n
+            .as_i64()
+            .map(|c| c.to_string())
+            .or_else(|| n.as_u64().map(|c| c.to_string()))
+        {
+            Some(code) => Ok(Some(code)),
+            None => Err(DecodeError::invalid(
                 FIELD,
                 "expected an integer state code, found a fractional number",
             )),
         },
-        Some(other) => Err(expected(FIELD, "a string or integer state code", other)),
+        other => Err(other.wrong("a string or integer state code").at(FIELD)),
     }
 }
 
@@ -186,7 +215,7 @@ fn state(data: JsonObject<'_>) -> Result<Option<String>, DecodeError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn decode(value: &Value) -> Result<Vec<Changelog>, DecodeError> {
         ServiceNowDecoder::new().decode(&serde_json::to_vec(value).unwrap())

@@ -20,7 +20,7 @@ pub mod decoder;
 pub mod error;
 pub mod filter_reason;
 pub mod filterer;
-pub mod json_object;
+pub mod json;
 pub mod pipeline;
 pub mod processor;
 pub mod read_only;

@@ -23,7 +23,6 @@ pub const POLL_STALL: Duration = Duration::from_secs(30);
 /// What `/live` and `/ready` report.
 #[derive(Debug)]
 pub struct Health {
-    started: Instant,
     last_poll: Mutex<Instant>,
     poll_stall: Duration,
     handling_stall: Duration,
@@ -42,7 +41,6 @@ impl Health {
     /// `handling_stall`, or the consumer loop has not polled for [`POLL_STALL`].
     pub fn new(handling_stall: Duration) -> Self {
         Self {
-            started: Instant::now(),
             last_poll: Mutex::new(Instant::now()),
             poll_stall: POLL_STALL,
             handling_stall,
@@ -150,11 +148,6 @@ impl Health {
     /// Partitions currently assigned.
     pub fn assigned_count(&self) -> usize {
         self.assigned.load(Ordering::Relaxed)
-    }
-
-    /// Uptime.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
     }
 }
 

@@ -521,13 +521,6 @@ pub struct KafkaTlsStatus {
     pub fips_default_properties: bool,
 }
 
-impl KafkaTlsStatus {
-    /// Whether librdkafka's TLS would run on OpenSSL's FIPS provider.
-    pub fn fips_active(&self) -> bool {
-        self.fips_provider && self.fips_default_properties
-    }
-}
-
 impl std::fmt::Display for KafkaTlsStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

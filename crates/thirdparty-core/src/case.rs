@@ -626,19 +626,6 @@ impl SyncSettings {
             .get(third_party_id)
             .map(String::as_str)
     }
-
-    /// The third-party ids mapped to a case value (several ids may share a case value).
-    pub fn unmap_value<'a>(
-        &'a self,
-        field: CaseField,
-        case_value: &'a str,
-    ) -> impl Iterator<Item = &'a str> + 'a {
-        self.value_mappings
-            .get(&field)
-            .into_iter()
-            .flat_map(move |m| m.iter().filter(move |(_, v)| v.as_str() == case_value))
-            .map(|(k, _)| k.as_str())
-    }
 }
 
 /// One sync scope of an organization, as the pre-filter needs it without a settings lookup.

@@ -377,11 +377,6 @@ impl<'a, O, E> Json<'a, O, E> {
         self.object_at(path)?.ok_or_else(|| missing(path))
     }
 
-    /// An array at `path`, or absent.
-    pub fn array_at(&self, path: &str) -> Result<Option<&[E]>, DecodeError> {
-        self.opt_array().map_err(|e| e.at(path))
-    }
-
     /// An identifier at `path` (see [`Json::opt_id`]), or absent; a blank one is an error.
     pub fn id(&self, path: &str) -> Result<Option<String>, DecodeError> {
         match self.opt_id().map_err(|e| e.at(path))? {

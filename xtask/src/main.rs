@@ -8,6 +8,7 @@ mod fips_provider;
 mod fuzz;
 mod image;
 mod new_integration;
+mod observability;
 mod recovery;
 mod scenario;
 
@@ -112,6 +113,12 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Checks the dashboards, monitors, SLO and alerting rules of deploy/observability/: every
+    /// metric they name is one the reader emits (from its telemetry constants) or an allowed
+    /// platform metric, and every query on the per-flavor filtered counters covers every
+    /// flavor; then `promtool check rules` and `promtool test rules` (Debian's prometheus
+    /// package, installed when promtool is missing).
+    ObservabilityCheck,
     /// Tests the runtime images without a Docker engine: builds the Dockerfile's root file system
     /// (mmdebstrap of bookworm with deploy/runtime-packages.txt; installed when missing) and runs
     /// the release binaries in it with chroot: --version, validate-config on every Helm-rendered
@@ -170,6 +177,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Fuzz { seconds } => fuzz::run(workspace_root()?, seconds),
         Cmd::FipsProvider { out } => fips_provider::run(workspace_root()?, out),
         Cmd::ImageTest => image::image_test(workspace_root()?),
+        Cmd::ObservabilityCheck => observability::check(workspace_root()?),
         Cmd::NewIntegration { check: true, .. } => new_integration::check(workspace_root()?),
         Cmd::NewIntegration { name, .. } => {
             new_integration::run(workspace_root()?, name.as_deref().unwrap_or_default())

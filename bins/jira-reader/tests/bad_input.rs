@@ -69,8 +69,10 @@ fn unterminated(size: usize) -> Vec<u8> {
 enum Expect {
     /// Skip class: `decoding_failed` (malformed or too large).
     Undecodable,
-    /// Discard class: `discarded`, with the error kind as its reason.
-    Discarded,
+    /// Discard class, the wrong shape: `decoding_failed` with error `invalid`.
+    WrongShape,
+    /// Discard class, an event type Jira's reader does not sync: `discarded`.
+    Unsupported,
 }
 
 /// The corpus: (name, value, expected outcome); its oversized bodies are `big` bytes (above
@@ -125,35 +127,35 @@ fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
         ));
     }
     // Valid JSON of the wrong shape or types.
-    out.push(("a JSON array", b"[1, 2, 3]".to_vec(), Expect::Discarded));
-    out.push(("a JSON string", br#""hello""#.to_vec(), Expect::Discarded));
+    out.push(("a JSON array", b"[1, 2, 3]".to_vec(), Expect::WrongShape));
+    out.push(("a JSON string", br#""hello""#.to_vec(), Expect::WrongShape));
     let mut wrong = status_update(3);
     wrong["orgId"] = json!("not a number");
     out.push((
         "orgId is a string",
         serde_json::to_vec(&wrong).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     let mut wrong = status_update(4);
     wrong["webhook"]["issue"] = json!([1, 2]);
     out.push((
         "issue is an array",
         serde_json::to_vec(&wrong).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     let mut wrong = status_update(5);
     wrong["webhook"]["timestamp"] = json!({"ms": 1});
     out.push((
         "timestamp is an object",
         serde_json::to_vec(&wrong).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     let mut wrong = status_update(6);
     wrong["webhook"]["changelog"]["items"] = json!("status");
     out.push((
         "changelog items is a string",
         serde_json::to_vec(&wrong).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     // Unknown events.
     let mut unknown = status_update(7);
@@ -161,14 +163,14 @@ fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
     out.push((
         "unknown webhookEvent",
         serde_json::to_vec(&unknown).unwrap(),
-        Expect::Discarded,
+        Expect::Unsupported,
     ));
     let mut unknown = status_update(8);
     unknown["webhook"]["webhookEvent"] = json!("");
     out.push((
         "empty webhookEvent",
         serde_json::to_vec(&unknown).unwrap(),
-        Expect::Discarded,
+        Expect::Unsupported,
     ));
     // Missing ids.
     let mut missing = status_update(9);
@@ -179,21 +181,21 @@ fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
     out.push((
         "missing issue id",
         serde_json::to_vec(&missing).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     let mut missing = status_update(10);
     missing.as_object_mut().unwrap().remove("orgId");
     out.push((
         "missing orgId",
         serde_json::to_vec(&missing).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     let mut missing = status_update(11);
     missing["webhook"].as_object_mut().unwrap().remove("issue");
     out.push((
         "missing issue",
         serde_json::to_vec(&missing).unwrap(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     // Duplicate keys: the decoder keeps the last one (serde_json), so a valid value followed by
     // a bad one is judged on the bad one.
@@ -202,7 +204,7 @@ fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
         "duplicate orgId, last a string",
         text.replacen(r#""orgId":123456"#, r#""orgId":123456,"orgId":"x""#, 1)
             .into_bytes(),
-        Expect::Discarded,
+        Expect::WrongShape,
     ));
     out.push((
         "duplicate webhookEvent, last unknown",
@@ -212,7 +214,7 @@ fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
             1,
         )
         .into_bytes(),
-        Expect::Discarded,
+        Expect::Unsupported,
     ));
     out
 }
@@ -376,11 +378,14 @@ listen = "{health}"
     let case = api.get_case(123456, CASE_10002).await.unwrap().unwrap();
     assert_eq!(case.status, "IN_PROGRESS");
 
-    // Every bad message accounted for: skip class as decoding failures, discard class as
-    // discarded with its reason; nothing applied but the valid one.
+    // Every bad message accounted for: unreadable and wrongly shaped ones as decoding failures,
+    // unsupported event types as discarded; nothing applied but the valid one.
     let metrics = reader.metrics().await;
-    let undecodable = corpus.iter().filter(|c| c.2 == Expect::Undecodable).count() as f64;
-    let discarded = corpus.iter().filter(|c| c.2 == Expect::Discarded).count() as f64;
+    let count = |expect: Expect| corpus.iter().filter(|c| c.2 == expect).count() as f64;
+    // A payload that cannot become changelogs is a decoding failure, unreadable or of the wrong
+    // shape; an event type the reader does not sync is discarded.
+    let undecodable = count(Expect::Undecodable) + count(Expect::WrongShape);
+    let discarded = count(Expect::Unsupported);
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert_eq!(
         metric_sum(&metrics, "dd_case_third_party_reader_decoding_failed", &[]),

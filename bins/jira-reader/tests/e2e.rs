@@ -398,7 +398,7 @@ async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_
         metric_sum(&metrics, "dd_case_kafka_consumer_message_skipped", &[]),
         1.0
     );
-    assert!(metric_sum(&metrics, "dd_case_third_party_reader_retries", &[]) >= 1.0);
+    assert!(metric_sum(&metrics, "dd_case_third_party_reader_retry_attempts", &[]) >= 1.0);
     assert_eq!(
         reader.terminate(Duration::from_secs(20)).await.unwrap(),
         Some(0)
@@ -482,7 +482,7 @@ async fn a_reply_lost_after_the_commit_is_retried_and_applied_once(broker: Broke
     // `duplicate_event` for both.
     let metrics = reader.metrics().await.unwrap();
     assert_eq!(
-        metric_sum(&metrics, "dd_case_third_party_reader_retries", &[]),
+        metric_sum(&metrics, "dd_case_third_party_reader_retry_attempts", &[]),
         2.0
     );
     for changelog_type in ["update_status", "create_comment"] {

@@ -5,11 +5,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use opentelemetry::global;
+use opentelemetry::propagation::Injector;
+use opentelemetry::trace::TraceContextExt as _;
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, CaseUpdate, Comment, CommentOutcome, ExternalReference,
     NewComment, SyncMetadata, SyncSettings, User, UserQuery,
 };
-use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -17,6 +20,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::convert::WireError;
 use crate::pb::case::v1 as pb;
@@ -163,6 +167,59 @@ impl Interceptor for BearerAuth {
     }
 }
 
+/// Adds the W3C trace context of the current span (`traceparent`, and `tracestate` when it has
+/// one) to every request, through the global propagator: nothing when none is installed (the
+/// reader installs one only when it exports traces) or the span has no valid context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContext;
+
+impl TraceContext {
+    /// Injects the current span's context into `metadata`.
+    pub fn inject(metadata: &mut MetadataMap) {
+        let context = tracing::Span::current().context();
+        if !context.span().span_context().is_valid() {
+            return;
+        }
+        global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut MetadataInjector(metadata));
+        });
+    }
+}
+
+impl Interceptor for TraceContext {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        Self::inject(request.metadata_mut());
+        Ok(request)
+    }
+}
+
+/// Writes propagation fields as gRPC metadata (a field that is no valid metadata is left out).
+struct MetadataInjector<'a>(&'a mut MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            AsciiMetadataValue::try_from(value),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// What every call carries: the bearer token, then the trace context.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    auth: BearerAuth,
+}
+
+impl Interceptor for Outgoing {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let request = self.auth.call(request)?;
+        TraceContext.call(request)
+    }
+}
+
 /// The one place a gRPC status becomes a [`CaseApiError`].
 ///
 /// `update` names the write being made, so a version mismatch carries its case and version.
@@ -216,7 +273,7 @@ fn absent_if_not_found<T>(
     }
 }
 
-type Svc = InterceptedService<Channel, BearerAuth>;
+type Svc = InterceptedService<Channel, Outgoing>;
 
 /// The Case API over gRPC (tonic), implementing [`CaseApi`].
 ///
@@ -256,7 +313,7 @@ impl GrpcCaseApi {
     /// A client over an existing channel (custom transports, tests).
     pub fn from_channel(channel: Channel, config: &GrpcCaseApiConfig) -> Result<Self, ConfigError> {
         let auth = BearerAuth::new(config.bearer_token.as_deref())?;
-        let svc = InterceptedService::new(channel, auth);
+        let svc = InterceptedService::new(channel, Outgoing { auth });
         Ok(Self {
             cases: CaseServiceClient::new(svc.clone()),
             timeline: TimelineServiceClient::new(svc.clone()),
@@ -512,6 +569,57 @@ impl CaseApi for GrpcCaseApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_context_goes_out_only_for_a_valid_span_context() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let traceparent = |request: &Request<()>| {
+            request
+                .metadata()
+                .get("traceparent")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        // No span, no propagator: nothing.
+        let request = TraceContext.call(Request::new(())).unwrap();
+        assert_eq!(traceparent(&request), None);
+
+        global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer());
+        tracing::subscriber::with_default(subscriber, || {
+            // A span without a trace context: nothing.
+            let span = tracing::info_span!("health");
+            let request = span.in_scope(|| TraceContext.call(Request::new(())).unwrap());
+            assert_eq!(traceparent(&request), None);
+
+            let parent = SpanContext::new(
+                TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::from_key_value([("dd", "s:1")]).unwrap(),
+            );
+            let span = tracing::info_span!("get_case");
+            span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent))
+                .unwrap();
+            let request = span.in_scope(|| {
+                let auth = BearerAuth::new(Some("t")).unwrap();
+                Outgoing { auth }.call(Request::new(())).unwrap()
+            });
+            assert_eq!(
+                traceparent(&request).as_deref(),
+                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            );
+            assert_eq!(request.metadata().get("tracestate").unwrap(), "dd=s:1");
+            assert_eq!(request.metadata().get("authorization").unwrap(), "Bearer t");
+            // Outside the span again: nothing.
+            let request = TraceContext.call(Request::new(())).unwrap();
+            assert_eq!(traceparent(&request), None);
+        });
+    }
 
     #[test]
     fn every_status_code_has_one_class() {

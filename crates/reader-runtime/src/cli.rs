@@ -21,6 +21,7 @@ use crate::flavor::{Flavor, Stages};
 use crate::health::{self, Health};
 use crate::kafka::{Reader, StopReason};
 use crate::telemetry;
+use crate::tracing_export::TraceExport;
 
 /// A third-party reader.
 #[derive(Debug, Parser)]
@@ -485,8 +486,17 @@ async fn explain<F: Flavor>(config: Option<&Path>, file: Option<&Path>) -> Resul
 }
 
 async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<ExitCode> {
-    telemetry::init_logging();
     let mut config = load::<F>(config_path)?;
+    let traces = TraceExport::start(&config.tracing, F::NAME).context("starting trace export")?;
+    telemetry::init_logging(traces.as_ref());
+    if traces.is_some() {
+        tracing::info!(
+            endpoint = %config.tracing.otlp_endpoint.trim(),
+            service_name = %config.tracing.service_name,
+            sample_ratio = config.tracing.sample_ratio,
+            "trace export enabled"
+        );
+    }
     // A `fips` build carries Kafka traffic over TLS only on OpenSSL's FIPS provider.
     if let Err(err) = crate::kafka_security::check_fips(&config.kafka.security) {
         tracing::error!(error = %err, "refusing to start");
@@ -544,6 +554,9 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
         )),
         _ => None,
     };
+    if let Some(decisions) = &decisions {
+        decisions.report_fatal_to(health.clone());
+    }
     let pipeline = Arc::new(pipeline::<F>(
         &config,
         api,
@@ -579,6 +592,12 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
         let _ = tokio::task::spawn_blocking(move || decisions.flush(Duration::from_secs(5))).await;
     }
     let _ = health_server.await;
+    // The spans of the last messages are exported before the process ends.
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    // So are the last metrics: `retries` is counted just before an exit.
+    let _ = tokio::task::spawn_blocking(|| crate::statsd::flush(Duration::from_secs(2))).await;
     match reason {
         StopReason::Requested => {
             tracing::info!("reader stopped");

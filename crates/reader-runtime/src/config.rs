@@ -23,6 +23,7 @@ pub const DRAIN_HEADROOM: Duration = Duration::from_secs(5);
 
 const MILLISECOND: Duration = Duration::from_millis(1);
 const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
 const TEN_MINUTES: Duration = Duration::from_secs(600);
 const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -122,6 +123,9 @@ pub struct Config<I> {
     /// Decision records: the Kafka topic they also go to.
     #[serde(default)]
     pub decisions: crate::decisions::DecisionsConfig,
+    /// Traces over OTLP/gRPC (off unless an endpoint is set).
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// The flavor's own settings.
     #[serde(default)]
     pub integration: I,
@@ -324,6 +328,74 @@ impl Default for StatsdConfig {
     }
 }
 
+/// Traces over OTLP/gRPC: the pipeline's spans (`docs/design.md`, "Traces"), exported in batches
+/// to an agent or collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// OTLP/gRPC endpoint of the agent or collector (`http://127.0.0.1:4317`); empty: no traces
+    /// are exported and no trace context is sent to the Case API (the default).
+    pub otlp_endpoint: String,
+    /// The spans' `service.name`.
+    pub service_name: String,
+    /// Share of traces kept, 0.0 to 1.0; parent-based: a span follows its parent's decision.
+    pub sample_ratio: f64,
+    /// Deadline of one export call, and of the flush at shutdown (`export_timeout_ms`, in
+    /// milliseconds).
+    #[serde(rename = "export_timeout_ms", with = "duration_as::millis")]
+    pub export_timeout: Duration,
+}
+
+impl TracingConfig {
+    /// Whether traces are exported (an endpoint is set).
+    pub fn enabled(&self) -> bool {
+        !self.otlp_endpoint.trim().is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.enabled() {
+            let endpoint = self.otlp_endpoint.trim();
+            let Some(authority) = endpoint.strip_prefix("http://") else {
+                return Err(invalid(
+                    "tracing.otlp_endpoint",
+                    "must start with http:// (OTLP/gRPC in plaintext, to a node-local agent or \
+                     collector) or be empty (no traces)",
+                ));
+            };
+            if authority.trim_end_matches('/').is_empty() {
+                return Err(invalid("tracing.otlp_endpoint", "names no host"));
+            }
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(invalid("tracing.service_name", "must not be empty"));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(invalid(
+                "tracing.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if !(MILLISECOND..=MINUTE).contains(&self.export_timeout) {
+            return Err(invalid(
+                "tracing.export_timeout_ms",
+                "must be between 1 and 60000 (a minute)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: "case-third-party-reader".into(),
+            sample_ratio: 1.0,
+            export_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Operator skip list.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -510,6 +582,7 @@ impl<I> Config<I> {
         }
         self.skip.entries()?;
         self.decisions.validate()?;
+        self.tracing.validate()?;
         Ok(())
     }
 }
@@ -732,6 +805,62 @@ mod tests {
         assert!(c.pipeline.dry_run);
         assert_eq!(c.integration.own_ids, ["x", "y"]);
         assert_eq!(c.skip.entries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_set_by_file_or_environment() {
+        let c: Config<Flavor> = Config::from_toml("", env(&[])).unwrap();
+        assert!(!c.tracing.enabled());
+        assert_eq!(c.tracing.service_name, "case-third-party-reader");
+        assert_eq!(c.tracing.sample_ratio, 1.0);
+        assert_eq!(c.tracing.export_timeout, Duration::from_secs(5));
+        let c: Config<Flavor> = Config::from_toml(
+            "[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\nsample_ratio = 0.25\n\
+             export_timeout_ms = 2000",
+            env(&[]),
+        )
+        .unwrap();
+        assert!(c.tracing.enabled());
+        assert_eq!(c.tracing.sample_ratio, 0.25);
+        assert_eq!(c.tracing.export_timeout, Duration::from_secs(2));
+        let c: Config<Flavor> = Config::from_toml(
+            "",
+            env(&[
+                ("CTPR_TRACING__OTLP_ENDPOINT", "http://datadog-agent:4317"),
+                ("CTPR_TRACING__SAMPLE_RATIO", "0"),
+                ("CTPR_TRACING__SERVICE_NAME", "jira-reader"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tracing.otlp_endpoint, "http://datadog-agent:4317");
+        assert_eq!(c.tracing.sample_ratio, 0.0);
+        assert_eq!(c.tracing.service_name, "jira-reader");
+        for (text, field) in [
+            (
+                "otlp_endpoint = \"127.0.0.1:4317\"",
+                "tracing.otlp_endpoint",
+            ),
+            (
+                "otlp_endpoint = \"https://collector:4317\"",
+                "tracing.otlp_endpoint",
+            ),
+            ("otlp_endpoint = \"http://\"", "tracing.otlp_endpoint"),
+            ("service_name = \" \"", "tracing.service_name"),
+            ("sample_ratio = 1.5", "tracing.sample_ratio"),
+            ("sample_ratio = -0.1", "tracing.sample_ratio"),
+            ("sample_ratio = nan", "tracing.sample_ratio"),
+            ("export_timeout_ms = 0", "tracing.export_timeout_ms"),
+            ("export_timeout_ms = 60001", "tracing.export_timeout_ms"),
+        ] {
+            let err = Config::<Flavor>::from_toml(&format!("[tracing]\n{text}"), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        let err = Config::<Flavor>::from_toml("[tracing]\nendpoint = \"x\"", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `endpoint`"), "{err}");
     }
 
     #[test]

@@ -4,15 +4,18 @@
 //! the topic cannot be reached, the record is counted as dropped and the reader goes on. See
 //! `docs/design.md`, "Decision records".
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics::counter;
 use rdkafka::ClientContext;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 use thirdparty_core::{DecisionRecord, DecisionSink};
 
 use crate::config::{ConfigError, KafkaConfig};
+use crate::health::Health;
 use crate::kafka_security::SecurityError;
 
 /// Records handed to the producer and acknowledged by the brokers.
@@ -78,10 +81,22 @@ impl DecisionsConfig {
 #[derive(Debug)]
 pub struct DeliveryCounter {
     flavor: String,
+    /// Told of a fatal producer error (the live reader's; none in `replay`).
+    health: OnceLock<Arc<Health>>,
 }
 
 impl ClientContext for DeliveryCounter {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // A fatal error arrives with its underlying code and a reason naming it fatal.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) || reason.contains("Fatal") {
+            // The idempotent producer cannot go on (out of sequence, fenced): records would be
+            // dropped from now on; a restart gets a new producer.
+            tracing::error!(error = %error, reason, "decisions producer fatal error");
+            if let Some(health) = self.health.get() {
+                health.kafka_fatal(format!("decisions producer: {reason}"));
+            }
+            return;
+        }
         tracing::warn!(error = %error, reason, "decisions producer error");
     }
 }
@@ -154,6 +169,7 @@ impl KafkaDecisionSink {
             );
         let producer = config.create_with_context(DeliveryCounter {
             flavor: flavor.to_owned(),
+            health: OnceLock::new(),
         })?;
         tracing::info!(topic = %decisions.topic, "decision records go to kafka");
         Ok(Self {
@@ -161,6 +177,11 @@ impl KafkaDecisionSink {
             topic: decisions.topic.clone(),
             flavor: flavor.to_owned(),
         })
+    }
+
+    /// Makes a fatal error of the producer fail `health`'s `/live` (the live reader's).
+    pub fn report_fatal_to(&self, health: Arc<Health>) {
+        let _ = self.producer.context().health.set(health);
     }
 
     /// Waits (bounded) for the records still queued; at shutdown.

@@ -34,6 +34,9 @@ pub struct Health {
     /// The last Kafka client error before the group was joined (TLS or SASL refused, brokers
     /// down), for `/ready` to say why it is not ready.
     kafka_error: Mutex<Option<String>>,
+    /// A fatal error of a librdkafka client (a fenced consumer, an idempotent producer out of
+    /// sequence): the client is unusable for good, so `/live` fails and the pod is restarted.
+    kafka_fatal: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -50,6 +53,7 @@ impl Health {
             case_api_serving: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             kafka_error: Mutex::new(None),
+            kafka_fatal: Mutex::new(None),
         }
     }
 
@@ -84,6 +88,14 @@ impl Health {
         }
     }
 
+    /// A librdkafka client raised a fatal error: from now on `/live` fails with `why`.
+    pub fn kafka_fatal(&self, why: String) {
+        let mut fatal = self.kafka_fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if fatal.is_none() {
+            *fatal = Some(why);
+        }
+    }
+
     /// A rebalance completed with this many partitions assigned to us.
     pub fn assigned(&self, count: usize) {
         *self.kafka_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -103,6 +115,9 @@ impl Health {
 
     /// `Err(why)` when the reader has stopped making progress.
     pub fn live(&self) -> Result<(), String> {
+        if let Some(why) = &*self.kafka_fatal.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Err(format!("kafka client fatal error: {why}"));
+        }
         let since_poll = self
             .last_poll
             .lock()

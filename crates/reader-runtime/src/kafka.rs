@@ -61,6 +61,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{KafkaConfig, RetryConfig};
 use crate::health::Health;
 use crate::kafka_security::{OAuthTokenFile, SecurityError};
+use crate::lag::{Lag, STATISTICS_INTERVAL_MS};
 use crate::retry::{Handled, handle_with_retry};
 
 /// librdkafka keys the reader sets itself, after any user pass-through, for at-least-once
@@ -226,6 +227,8 @@ struct Shared {
     runtime: Handle,
     /// False in dry runs: nothing is committed, so the real readers miss nothing.
     store_offsets: bool,
+    /// The consumer-lag gauges.
+    lag: Arc<Lag>,
 }
 
 /// The consumer context: rebalance callbacks (run on the poll thread).
@@ -273,10 +276,33 @@ impl ClientContext for ReaderContext {
         }
     }
 
+    /// The consumer-lag gauges come from librdkafka's statistics (read from the raw JSON:
+    /// only the lag fields, and no log line when the rest changes shape).
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.shared.lag.report(statistics);
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         metrics::counter!("dd.case.kafka_consumer.client_error", "flavor" => self.shared.pipeline.config().flavor.clone())
             .increment(1);
         let code = error.rdkafka_error_code();
+        // librdkafka reports a fatal error through this callback with its underlying code
+        // (`FencedInstanceId`, ...) and keeps it for `fatal_error`: the consumer is unusable for
+        // good, no retry brings it back, a restart does.
+        let fatal = self
+            .consumer
+            .get()
+            .and_then(Weak::upgrade)
+            .and_then(|c| c.client().fatal_error());
+        if code == Some(RDKafkaErrorCode::Fatal) || fatal.is_some() {
+            let why = fatal.map_or_else(
+                || reason.to_owned(),
+                |(code, why)| format!("{code:?}: {why}"),
+            );
+            tracing::error!(error = %error, reason = %why, "kafka consumer fatal error; /live now fails");
+            self.shared.health.kafka_fatal(why);
+            return;
+        }
         self.shared.health.kafka_error(
             format!("{error}: {reason}"),
             code == Some(RDKafkaErrorCode::AllBrokersDown),
@@ -333,6 +359,9 @@ impl ReaderContext {
         tracing::info!(?partitions, "partitions revoked: draining");
         drain(&self.registry, partitions, self.drain_timeout);
         commit_stored(consumer, "revoke");
+        for (topic, partition) in partitions {
+            self.shared.lag.revoked(topic, *partition);
+        }
     }
 
     /// Before librdkafka starts fetching newly assigned partitions: split their queues.
@@ -365,6 +394,7 @@ impl ReaderContext {
     fn assigned(&self, partitions: &[(String, i32)]) {
         tracing::info!(?partitions, "partitions assigned");
         for (topic, partition) in partitions {
+            self.shared.lag.assigned(topic, *partition);
             self.start_partition(topic, *partition);
         }
     }
@@ -577,19 +607,25 @@ impl PartitionWorker {
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task started");
         loop {
             // The value is copied once, into the payload (`detach` would copy it first).
-            let (offset, value) = tokio::select! {
+            let (offset, timestamp, value) = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                Some(message) = stray.recv() => (message.offset(), value_of(&message)),
+                Some(message) = stray.recv() => (message.offset(), message.timestamp().to_millis(), value_of(&message)),
                 received = queue.recv() => match received {
-                    Ok(message) => (message.offset(), value_of(&message)),
+                    Ok(message) => (message.offset(), message.timestamp().to_millis(), value_of(&message)),
+                    Err(err @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => {
+                        // The consumer is unusable for good: /live fails, the pod restarts.
+                        tracing::error!(topic = %self.topic, partition = self.partition, error = %err, "partition fatal error");
+                        self.shared.health.kafka_fatal(err.to_string());
+                        break;
+                    }
                     Err(err) => {
                         tracing::warn!(topic = %self.topic, partition = self.partition, error = %err, "partition error");
                         continue;
                     }
                 },
             };
-            if !self.handle(offset, value).await {
+            if !self.handle(offset, timestamp, value).await {
                 break;
             }
         }
@@ -598,8 +634,9 @@ impl PartitionWorker {
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task stopped");
     }
 
-    /// Handles the message at `offset`; false when the task must stop.
-    async fn handle(&self, offset: i64, value: Vec<u8>) -> bool {
+    /// Handles the message at `offset`, stamped `timestamp` (ms; none when unknown); false when
+    /// the task must stop.
+    async fn handle(&self, offset: i64, timestamp: Option<i64>, value: Vec<u8>) -> bool {
         let payload = Payload {
             value,
             position: Some(MessagePosition {
@@ -615,6 +652,7 @@ impl PartitionWorker {
             self.store(offset);
         }
         s.health.begin(&self.topic, self.partition);
+        s.lag.begin(&self.topic, self.partition, timestamp);
         // A panic while handling must not silently kill this partition's task: it ends the
         // process like exhausted retries (offset not stored), so the restart retries it and
         // an operator can skip it.
@@ -627,6 +665,7 @@ impl PartitionWorker {
         .catch_unwind()
         .await;
         s.health.end(&self.topic, self.partition);
+        s.lag.end(&self.topic, self.partition);
         crate::telemetry::flush_log_batch();
         let fatal = |why: String| {
             let reason = format!("{}:{}:{offset}: {why}", self.topic, self.partition);
@@ -778,6 +817,7 @@ impl Reader {
         health: Arc<Health>,
     ) -> Result<Self, StartError> {
         let dry_run = pipeline.config().dry_run;
+        let flavor = pipeline.config().flavor.clone();
         if STORES_OFFSETS_BEFORE_HANDLING {
             tracing::warn!(
                 feature = "negative-control-store-before-handling",
@@ -800,6 +840,7 @@ impl Reader {
                 fatal: fatal_tx,
                 runtime: Handle::current(),
                 store_offsets: !dry_run,
+                lag: Arc::new(Lag::new(flavor)),
             },
             drain_timeout,
             oauth: kafka.security.oauth_token_source(),
@@ -811,8 +852,12 @@ impl Reader {
                  host signed by the CA is accepted"
             );
         }
-        let consumer: Arc<ReaderConsumer> =
-            Arc::new(client_config(kafka)?.create_with_context(context)?);
+        let mut config = client_config(kafka)?;
+        // The lag gauges' source; a pass-through `statistics.interval.ms` wins (0: no gauges).
+        if !kafka.properties.contains_key("statistics.interval.ms") {
+            config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
+        }
+        let consumer: Arc<ReaderConsumer> = Arc::new(config.create_with_context(context)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         if let Some(topic) = topic {
             consumer.subscribe(&[topic])?;
@@ -916,6 +961,10 @@ async fn poll_loop(
                         "message for an unassigned partition; it will be redelivered"
                     ),
                 }
+            }
+            Ok(Err(err @ rdkafka::error::KafkaError::MessageConsumptionFatal(_))) => {
+                tracing::error!(error = %err, "consumer fatal error; /live now fails");
+                health.kafka_fatal(err.to_string());
             }
             Ok(Err(err)) => tracing::warn!(error = %err, "consumer error"),
         }

@@ -13,11 +13,14 @@ pub mod health;
 pub mod kafka;
 pub mod kafka_range;
 pub mod kafka_security;
+pub mod lag;
 pub mod replay;
 pub mod retry;
+pub mod statsd;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tracing_export;
 pub mod why;
 
 pub use cli::main;

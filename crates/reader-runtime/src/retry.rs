@@ -46,11 +46,12 @@ pub async fn handle_with_retry(
             Ok(outcome) => return Handled::Done(outcome),
             Err(err) => err,
         };
-        pipeline.telemetry().retry(&err);
         if attempt >= config.max_retries {
             tracing::error!(error = %err, attempts = attempt + 1, "retries exhausted");
+            pipeline.telemetry().retries_exhausted(&err);
             return Handled::Exhausted(err);
         }
+        pipeline.telemetry().retry_attempt(&err);
         attempt += 1;
         let delay = backoff(config, attempt);
         tracing::warn!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "backing off");

@@ -11,25 +11,37 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::StatsdConfig;
 use crate::health::MetricsRender;
+use crate::tracing_export::TraceExport;
 
 /// Installs the JSON log subscriber (level from `RUST_LOG`, default `info`). Logs go to stderr,
 /// one JSON object per line, as tracing-subscriber's JSON format writes them with the event's
 /// fields flattened and the current span ([`JsonLines`]).
-pub fn init_logging() {
+///
+/// With `traces`, the spans at `info` and above (the pipeline's) are also exported, whatever
+/// `RUST_LOG` says: it filters the log lines only.
+pub fn init_logging(traces: Option<&TraceExport>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt::layer()
         .fmt_fields(JsonFields::new())
         .event_format(JsonLines)
-        .with_env_filter(filter)
         .with_writer(LogWriter)
+        .with_filter(filter);
+    let spans = traces.map(|traces| traces.layer().with_filter(LevelFilter::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
         .try_init();
 }
 
@@ -306,8 +318,11 @@ pub fn install_metrics(statsd: &StatsdConfig) -> Result<MetricsRender, MetricsEr
     let handle = prometheus.handle();
     let mut fanout = FanoutBuilder::default().add_recorder(prometheus);
     if statsd.enabled {
+        let sink = crate::statsd::sink(&statsd.host, statsd.port)
+            .map_err(|e| MetricsError::Statsd(e.to_string()))?;
         let recorder =
             metrics_exporter_statsd::StatsdBuilder::from(statsd.host.as_str(), statsd.port)
+                .with_sink(sink)
                 .histogram_is_distribution()
                 .build(None)
                 .map_err(|e| MetricsError::Statsd(e.to_string()))?;

@@ -59,6 +59,17 @@ impl EmbeddedKafka {
             .with_context(|| format!("creating {topic}"))
     }
 
+    /// Makes the next requests of `api` (one per error, in order) fail with those errors (for
+    /// example a `Heartbeat` answered `RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID`: a fatal consumer
+    /// error).
+    pub fn request_errors(
+        &self,
+        api: rdkafka::types::RDKafkaApiKey,
+        errors: &[rdkafka::types::RDKafkaRespErr],
+    ) {
+        self.cluster.request_errors(api, errors);
+    }
+
     /// Makes every metadata answer about `topic` carry `error` (for example
     /// `RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED`: nobody may write to it).
     pub fn topic_error(&self, topic: &str, error: rdkafka::types::RDKafkaRespErr) -> Result<()> {

@@ -78,8 +78,10 @@ filter_reasons! {
     /// The new assignee matches no user of the organization.
     AssigneeResolutionFailed => "assignee_resolution_failed",
     /// The case kept changing under us: every bounded re-read and re-filter lost the version
-    /// race. Counted, not dropped: the message goes back to the retry policy (backoff, then
-    /// handled again whole), so a busy case delays a change but never loses it.
+    /// race. Kept in the closed set for the names operators key on, but never a decision: the
+    /// message goes back to the retry policy (backoff, then handled again whole), so a busy case
+    /// delays a change but never loses it, and the lost race is counted as a retry attempt
+    /// (`retry_attempts{error=version_mismatch}`), not as filtered.
     CaseVersionMismatch => "case_version_mismatch",
     /// The item's site (an instance of the third-party system) is not configured for the organization.
     InstanceNotConfigured => "instance_not_configured",

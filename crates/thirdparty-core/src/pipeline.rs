@@ -108,8 +108,8 @@ pub enum MessageOutcome {
 pub struct PipelineConfig {
     /// The flavor name used in metric names and tags (the integration's name by default).
     pub flavor: String,
-    /// How many times a version conflict re-reads the case and filters again before it is
-    /// counted as `case_version_mismatch` and handed to the retry policy (never dropped).
+    /// How many times a version conflict re-reads the case and filters again before the
+    /// message is handed to the retry policy (never dropped, never counted as filtered).
     pub max_conflict_retries: u32,
     /// Decide but never write.
     pub dry_run: bool,
@@ -284,7 +284,7 @@ impl Pipeline {
         dry_run: bool,
     ) -> Result<MessageOutcome, HandleError> {
         let span = handler_span(&self.config.flavor, payload.position.as_ref());
-        async {
+        let handled: Result<MessageOutcome, HandleError> = async {
             if let Some(position) = &payload.position
                 && self.skip_list.contains(position)
             {
@@ -331,8 +331,14 @@ impl Pipeline {
             }
             Ok(MessageOutcome::Handled(reports))
         }
-        .instrument(span)
-        .await
+        .instrument(span.clone())
+        .await;
+        if let Err(err) = &handled {
+            // The exported span's status: this try failed (it is retried).
+            span.record("otel.status_code", "error");
+            span.record("otel.status_description", err.kind());
+        }
+        handled
     }
 
     /// Counts and logs a changelog's decision (one info line carrying the decision record), and
@@ -481,11 +487,9 @@ impl Pipeline {
                 }
                 Err(err @ CaseApiError::VersionMismatch { .. }) => {
                     // Dropping the change here would lose it (the chaos run caught exactly
-                    // that): count the lost race under its fixed reason, then let the retry
-                    // policy back off and handle the whole message again (what it already
-                    // applied is then a duplicate).
-                    self.telemetry
-                        .filtered(changelog, FilterReason::CaseVersionMismatch, None);
+                    // that): the retry policy backs off and handles the whole message again
+                    // (what it already applied is then a duplicate). Not counted as filtered:
+                    // the change is not dropped (`retry_attempts{error=version_mismatch}`).
                     return settle(HandleError::api("update_case", err));
                 }
                 Err(err) => return settle(HandleError::api("process_changelog", err)),
@@ -666,7 +670,8 @@ fn settle(err: HandleError) -> Result<Decision, HandleError> {
     }
 }
 
-/// The root span: `handler`, exported as `handler_{flavor}` (`otel.name`).
+/// The root span: `handler`, exported as `handler_{flavor}` (`otel.name`), with an error status
+/// (`otel.status_code`, `otel.status_description`: the error's kind) when the try failed.
 fn handler_span(flavor: &str, position: Option<&MessagePosition>) -> tracing::Span {
     let (topic, partition, offset) = position
         .map(|p| (p.topic.as_str(), p.partition, p.offset))
@@ -674,6 +679,8 @@ fn handler_span(flavor: &str, position: Option<&MessagePosition>) -> tracing::Sp
     tracing::info_span!(
         "handler",
         otel.name = %format_args!("{}{flavor}", spans::HANDLER_PREFIX),
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
         flavor,
         topic,
         partition,

@@ -17,20 +17,48 @@ use crate::filter_reason::FilterReason;
 pub const END_TO_END_LATENCY: &str = "case.case_third_party_reader.end_to_end_latency";
 /// Changelogs applied (count).
 pub const CHANGELOG_PROCESSED: &str = "dd.case_third_party_reader.changelog_processed";
-/// Messages that failed to decode (count; tags `flavor`, `error`).
+/// Messages that cannot become changelogs (count; tags `flavor`, `error`): bytes that are not
+/// a readable payload (`error` = `malformed`, `too_large`) and payloads that parse but have the
+/// wrong shape (`invalid`). Event types a flavor does not sync are [`DISCARDED`], not failures.
 pub const DECODING_FAILED: &str = "dd.case_third_party_reader.decoding_failed";
-/// Retryable failures (count; tags `flavor`, `error`).
+/// Process exits on an exhausted retryable error: counted once, when the last try failed and
+/// the reader stops without storing the offset (count; tags `flavor`, `error`). Each retry
+/// before that is a [`RETRY_ATTEMPTS`].
 pub const RETRIES: &str = "dd.case_third_party_reader.retries";
 /// Changelogs older than the field's watermark (count; tags `integration`, `org_id`).
 pub const OUT_OF_ORDER_EVENT: &str = "dd.case_third_party_reader.out_of_order_event";
-/// Valid messages discarded (count; tags `flavor`, `error`).
+/// Valid messages of an event type the flavor does not sync, acknowledged without a change
+/// (count; tags `flavor`, `error` = `unsupported_event`). Routine: GitHub, for one, sends every
+/// action of a subscribed event.
 pub const DISCARDED: &str = "dd.case_third_party_reader.discarded";
 /// Changelogs the API rejected as invalid (count; tags `flavor`, `changelog_type`, `error`).
 pub const CHANGELOG_REJECTED: &str = "dd.case_third_party_reader.changelog_rejected";
-/// Kafka-level decode errors (count; tags `flavor`, `error`).
+/// Messages whose bytes are not a readable payload (count; tags `flavor`, `error` =
+/// `malformed`, `too_large`): the Kafka consumer's view of the parse half of
+/// [`DECODING_FAILED`].
 pub const KAFKA_DECODE_ERROR: &str = "dd.case.kafka_consumer.decode_error";
 /// Messages skipped by the operator skip list (count; tags `flavor`, `topic`, `partition`).
 pub const MESSAGE_SKIPPED: &str = "dd.case.kafka_consumer.message_skipped";
+/// Retry attempts: every retry of a retryable error (count; tags `flavor`, `error`).
+pub const RETRY_ATTEMPTS: &str = "dd.case_third_party_reader.retry_attempts";
+/// Messages behind the partition's high watermark (gauge; tags `flavor`, `topic`, `partition`).
+pub const CONSUMER_LAG: &str = "dd.case.kafka_consumer.lag";
+/// Age in seconds of the oldest message not yet handled (gauge; tags `flavor`, `topic`,
+/// `partition`).
+pub const CONSUMER_LAG_SECONDS: &str = "dd.case.kafka_consumer.lag_seconds";
+
+/// The metrics the alerts and the latency SLO are written on (`deploy/observability/`), besides
+/// every flavor's filtered counter: `cargo xtask observability-check` holds the monitors and
+/// rules to exactly these, and the reader's DogStatsD end-to-end test proves each is emitted.
+pub const ALERTED: &[&str] = &[
+    CHANGELOG_PROCESSED,
+    DECODING_FAILED,
+    DISCARDED,
+    CHANGELOG_REJECTED,
+    RETRIES,
+    CONSUMER_LAG,
+    END_TO_END_LATENCY,
+];
 
 /// The name of the filtered counter of a flavor: `dd.case_third_party_reader.{flavor}.filtered`.
 pub fn filtered_metric_name(flavor: &str) -> String {
@@ -188,38 +216,45 @@ impl Telemetry {
         );
     }
 
-    /// A message could not be decoded (skip class) or was discarded (discard class).
+    /// A message did not become changelogs: an event type the flavor does not sync
+    /// ([`DISCARDED`]), or a payload that failed to decode ([`DECODING_FAILED`]: unreadable
+    /// bytes, skip class, also [`KAFKA_DECODE_ERROR`]; the wrong shape, discard class).
     pub fn decode_failed(&self, error: &HandleError, record: &DecisionRecord) {
         let position = position_for_log(record);
-        match error.class() {
-            crate::ErrorClass::Discard => {
-                counter!(DISCARDED, "flavor" => self.flavor.clone(), "error" => error.kind())
-                    .increment(1);
-                // Event types the webhook sends but we do not handle are routine: a warning,
-                // not an error page.
-                if matches!(
-                    error,
-                    HandleError::Decode(crate::DecodeError::UnsupportedEvent(_))
-                ) {
-                    tracing::warn!(error = %error, class = "discard", %position, decision = "discarded", "message discarded");
-                } else {
-                    tracing::error!(error = %error, class = "discard", %position, decision = "discarded", "message discarded");
-                }
-            }
-            _ => {
-                counter!(DECODING_FAILED, "flavor" => self.flavor.clone(), "error" => error.kind())
-                    .increment(1);
-                counter!(KAFKA_DECODE_ERROR, "flavor" => self.flavor.clone(), "error" => error.kind())
-                    .increment(1);
-                tracing::warn!(error = %error, class = "skip", %position, decision = "undecodable", "message undecodable");
-            }
+        if matches!(
+            error,
+            HandleError::Decode(crate::DecodeError::UnsupportedEvent(_))
+        ) {
+            // Event types the webhook sends but we do not sync are routine: a warning, not an
+            // error page.
+            counter!(DISCARDED, "flavor" => self.flavor.clone(), "error" => error.kind())
+                .increment(1);
+            tracing::warn!(error = %error, class = "discard", %position, decision = "discarded", "message discarded");
+            return;
         }
+        counter!(DECODING_FAILED, "flavor" => self.flavor.clone(), "error" => error.kind())
+            .increment(1);
+        if error.class() == crate::ErrorClass::Discard {
+            // Valid JSON of the wrong shape: the upstream format may have changed.
+            tracing::error!(error = %error, class = "discard", %position, decision = "discarded", "message discarded");
+            return;
+        }
+        counter!(KAFKA_DECODE_ERROR, "flavor" => self.flavor.clone(), "error" => error.kind())
+            .increment(1);
+        tracing::warn!(error = %error, class = "skip", %position, decision = "undecodable", "message undecodable");
     }
 
-    /// A retryable error happened (the runtime backs off and tries again).
-    pub fn retry(&self, error: &HandleError) {
-        counter!(RETRIES, "flavor" => self.flavor.clone(), "error" => error.kind()).increment(1);
+    /// A retryable error happened and the runtime backs off to try again.
+    pub fn retry_attempt(&self, error: &HandleError) {
+        counter!(RETRY_ATTEMPTS, "flavor" => self.flavor.clone(), "error" => error.kind())
+            .increment(1);
         tracing::warn!(error = %error, class = "retry", "retryable error");
+    }
+
+    /// The last try of a retryable error failed: the reader stops without storing the offset
+    /// (and a restarted one handles the message again).
+    pub fn retries_exhausted(&self, error: &HandleError) {
+        counter!(RETRIES, "flavor" => self.flavor.clone(), "error" => error.kind()).increment(1);
     }
 
     /// A message was skipped by the operator skip list: counted in `message_skipped` and as

@@ -437,7 +437,8 @@ async fn every_jira_filter_reason_is_reached_through_the_pipeline() {
         }
         let before = api.snapshot();
         if row.reason == FilterReason::CaseVersionMismatch {
-            // Counted, then retried (never dropped): the retry after the lost races applies.
+            // Retried, never dropped nor counted as filtered: the retry after the lost races
+            // applies.
             let err = pipeline
                 .handle(&Payload::new(bytes.clone()))
                 .await

@@ -291,7 +291,8 @@ async fn table_reaches_every_servicenow_reason() {
             Prep::ConflictUpdates(n) => api.conflict_next_updates(n),
         }
         if row.expected == [Filtered(R::CaseVersionMismatch)] {
-            // Counted, then retried (never dropped): the retry after the lost races applies.
+            // Retried, never dropped nor counted as filtered: the retry after the lost races
+            // applies.
             let err = pipeline
                 .handle(&Payload::new(event.clone()))
                 .await

@@ -18,6 +18,13 @@ FLAVORS = ("jira", "servicenow", "github")
 HEALTH_PORT = 8080
 PROBE_DELAY_S = 30
 SKIP = ["collaboration_integrations_{flavor}:3:1042", "0:7"]
+# What every render holds; autoscaling adds to it (expected_kinds). An object named other than
+# the release's full name is keyed "<kind>:<name without the full name's prefix>".
+BASE_KINDS = {"Deployment", "ConfigMap", "NetworkPolicy", "ServiceAccount"}
+KAFKA_SECRET = "case-third-party-reader-kafka"
+# The autoscaling values the checks render with (maxReplicas below the partition count).
+AUTOSCALING = {"partitions": 6, "minReplicas": 1, "maxReplicas": 4, "lagThreshold": 1000}
+LAG_METRIC = "dd_case_kafka_consumer_lag"
 
 
 class Failed(Exception):
@@ -43,17 +50,49 @@ def value_files(chart, flavor, tenant):
     ]
 
 
-def render(helm_bin, chart, flavor, tenant, extra=()):
+def render(helm_bin, chart, flavor, tenant, extra=(), expect=BASE_KINDS):
     out = helm(["template", f"ctpr-{flavor}", chart, *value_files(chart, flavor, tenant), *extra],
                helm_bin).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
+    fullname = f"case-third-party-reader-{flavor}"
     by_kind = {}
     for doc in docs:
-        check(doc["kind"] not in by_kind, f"two {doc['kind']} objects")
-        by_kind[doc["kind"]] = doc
-    check(set(by_kind) == {"Deployment", "ConfigMap", "NetworkPolicy", "ServiceAccount"},
-          f"rendered kinds: {sorted(by_kind)}")
+        name = doc["metadata"]["name"]
+        key = doc["kind"]
+        if name != fullname:
+            check(name.startswith(fullname + "-"), f"{key} {name} not named after the release")
+            key = f"{key}:{name[len(fullname) + 1:]}"
+        check(key not in by_kind, f"two {key} objects")
+        by_kind[key] = doc
+    check(set(by_kind) == set(expect),
+          f"rendered kinds: {sorted(by_kind)}, expected {sorted(expect)}")
     return by_kind
+
+
+def expected_kinds(mode, auth=False, username=False):
+    """What a render with autoscaling in `mode` (None: off) holds."""
+    kinds = set(BASE_KINDS)
+    if mode == "keda":
+        kinds.add("ScaledObject")
+        if auth:
+            kinds.add("TriggerAuthentication")
+        if username:
+            kinds.add("ConfigMap:kafka-scaler")
+    elif mode == "hpa":
+        kinds.add("HorizontalPodAutoscaler")
+    return kinds
+
+
+def values_file(values):
+    """A temporary values file holding `values` (a context manager)."""
+    f = tempfile.NamedTemporaryFile("w", suffix=".yaml")
+    f.write(yaml.safe_dump(values))
+    f.flush()
+    return f
+
+
+def autoscaling_values(mode, **overrides):
+    return {"autoscaling": {"enabled": True, "mode": mode, **AUTOSCALING, **overrides}}
 
 
 def check_probe(probe, path, name):
@@ -63,14 +102,18 @@ def check_probe(probe, path, name):
           f"{name} initialDelaySeconds {probe['initialDelaySeconds']}")
 
 
-def check_objects(objs, flavor, tenant, skip, reader_bin_dir):
+def check_objects(objs, flavor, tenant, skip, reader_bin_dir, autoscaled=False):
     dep, cm = objs["Deployment"], objs["ConfigMap"]
     netpol, sa = objs["NetworkPolicy"], objs["ServiceAccount"]
     spec = dep["spec"]
     pod = spec["template"]["spec"]
 
-    # One replica, zero-downtime rolling update.
-    check(spec["replicas"] == 1, f"replicas {spec['replicas']}")
+    # One replica (none set when autoscaled: KEDA's or the HPA's count would be reset by every
+    # upgrade), zero-downtime rolling update.
+    if autoscaled:
+        check("replicas" not in spec, f"replicas {spec.get('replicas')} on an autoscaled Deployment")
+    else:
+        check(spec["replicas"] == 1, f"replicas {spec.get('replicas')}")
     check(spec["strategy"]["type"] == "RollingUpdate", "strategy type")
     check(spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1},
           f"rollingUpdate {spec['strategy']['rollingUpdate']}")
@@ -183,6 +226,144 @@ def check_objects(objs, flavor, tenant, skip, reader_bin_dir):
     return dep
 
 
+def check_scale_target(ref, dep, what):
+    check(ref == {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep["metadata"]["name"]},
+          f"{what} scaleTargetRef {ref}")
+
+
+def check_behavior(behavior, what):
+    # Scale-down waits out 5 minutes of lower lag, then removes one replica at a time.
+    down = (behavior or {}).get("scaleDown")
+    check(down, f"{what} has no scale-down behavior")
+    check(down.get("stabilizationWindowSeconds", 0) >= 300, f"{what} scale-down window {down}")
+    check(down.get("policies") and all(p["type"] == "Pods" and p["value"] == 1
+                                   for p in down["policies"]), f"{what} scale-down policies {down}")
+
+
+def check_autoscaling(objs, flavor, tenant, mode, max_replicas=AUTOSCALING["maxReplicas"],
+                      min_replicas=AUTOSCALING["minReplicas"]):
+    """The ScaledObject (and TriggerAuthentication) or HPA against the reader's own config."""
+    dep = objs["Deployment"]
+    kafka = tomllib.loads(objs["ConfigMap"]["data"]["config.toml"])["kafka"]
+    topic, lag = kafka["topic"], AUTOSCALING["lagThreshold"]
+    partitions = AUTOSCALING["partitions"]
+    check(topic == f"collaboration_integrations_{flavor}", f"topic {topic}")
+    if mode == "keda":
+        so = objs["ScaledObject"]
+        spec = so["spec"]
+        check(so["apiVersion"] == "keda.sh/v1alpha1", f"ScaledObject apiVersion {so['apiVersion']}")
+        check_scale_target(spec["scaleTargetRef"], dep, "ScaledObject")
+        check(spec["minReplicaCount"] == min_replicas, f"minReplicaCount {spec['minReplicaCount']}")
+        check(spec["maxReplicaCount"] == max_replicas <= partitions,
+              f"maxReplicaCount {spec['maxReplicaCount']} (partitions {partitions})")
+        check_behavior(spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
+                       .get("behavior"), "ScaledObject")
+        (trigger,) = spec["triggers"]
+        check(trigger["type"] == "kafka", f"trigger type {trigger['type']}")
+        md = trigger["metadata"]
+        check(all(isinstance(v, str) for v in md.values()), f"non-string trigger metadata {md}")
+        expected = {
+            "bootstrapServers": kafka["brokers"],
+            "consumerGroup": kafka["group_id"],
+            "topic": topic,
+            "lagThreshold": str(lag),
+            "activationLagThreshold": "0",
+            "offsetResetPolicy": kafka["auto_offset_reset"],
+            "allowIdleConsumers": "false",
+            "limitToPartitionsWithLag": "true",
+        }
+        security = kafka.get("security", {})
+        if tenant in ("prod", "gov"):
+            expected |= {"sasl": "scram_sha512", "tls": "enable"}
+        check(md == expected, f"kafka trigger metadata {md}, expected {expected}")
+        if tenant in ("prod", "gov"):
+            # Credentials: the Secret the reader mounts, key by key the files its config names;
+            # the username from the chart's ConfigMap.
+            ta = objs["TriggerAuthentication"]
+            check(ta["apiVersion"] == "keda.sh/v1alpha1", f"TriggerAuthentication {ta['apiVersion']}")
+            check(trigger.get("authenticationRef") == {"name": ta["metadata"]["name"]},
+                  f"authenticationRef {trigger.get('authenticationRef')}")
+            pod = dep["spec"]["template"]["spec"]
+            (mount,) = [m for m in pod["containers"][0]["volumeMounts"]
+                        if m["name"] == "kafka-credentials"]
+            (volume,) = [v for v in pod["volumes"] if v["name"] == "kafka-credentials"]
+            refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
+            check(set(refs) == {"ca", "password"}, f"secretTargetRef {sorted(refs)}")
+            for param, field in (("ca", "ca_file"), ("password", "password_file")):
+                ref = refs[param]
+                check(ref["name"] == volume["secret"]["secretName"] == KAFKA_SECRET,
+                      f"secretTargetRef {param} Secret {ref['name']}")
+                check(f"{mount['mountPath']}/{ref['key']}" == security[field],
+                      f"secretTargetRef {param} key {ref['key']} is not {security[field]}")
+            cm = objs["ConfigMap:kafka-scaler"]
+            check(ta["spec"]["configMapTargetRef"] == [
+                {"parameter": "username", "name": cm["metadata"]["name"], "key": "username"}],
+                f"configMapTargetRef {ta['spec'].get('configMapTargetRef')}")
+            check(cm["data"] == {"username": security["username"]}, f"username {cm['data']}")
+        else:
+            check("authenticationRef" not in trigger, "authenticationRef without Kafka security")
+    else:
+        hpa = objs["HorizontalPodAutoscaler"]
+        spec = hpa["spec"]
+        check(hpa["apiVersion"] == "autoscaling/v2", f"HPA apiVersion {hpa['apiVersion']}")
+        check_scale_target(spec["scaleTargetRef"], dep, "HPA")
+        check(spec["minReplicas"] == min_replicas, f"minReplicas {spec['minReplicas']}")
+        check(spec["maxReplicas"] == max_replicas <= partitions,
+              f"maxReplicas {spec['maxReplicas']} (partitions {partitions})")
+        check(spec["metrics"] == [{"type": "External", "external": {
+            "metric": {"name": LAG_METRIC,
+                       "selector": {"matchLabels": {"flavor": flavor, "topic": topic}}},
+            "target": {"type": "AverageValue", "averageValue": str(lag)}}}],
+            f"HPA metrics {spec['metrics']}")
+        check_behavior(spec.get("behavior"), "HPA")
+
+
+def check_autoscaling_variants(helm_bin, chart):
+    """What the per-tenant renders do not cover: defaults, mutual TLS, a DatadogMetric."""
+    jira_staging, jira_prod = ("jira", "staging"), ("jira", "prod")
+    # maxReplicas unset: the partition count; KEDA may scale to zero.
+    for mode in ("keda", "hpa"):
+        values = autoscaling_values(mode, maxReplicas=None)
+        with values_file(values) as f:
+            objs = render(helm_bin, chart, *jira_prod, ["-f", f.name],
+                          expected_kinds(mode, auth=True, username=True))
+        check_autoscaling(objs, "jira", "prod", mode, max_replicas=AUTOSCALING["partitions"])
+    with values_file(autoscaling_values("keda", minReplicas=0)) as f:
+        objs = render(helm_bin, chart, *jira_staging, ["-f", f.name], expected_kinds("keda"))
+    check_autoscaling(objs, "jira", "staging", "keda", min_replicas=0)
+
+    # Mutual TLS without SASL: tls enabled, CA, client certificate, key and its passphrase from
+    # the reader's Secret, no username.
+    mount = "/var/run/secrets/kafka"
+    values = autoscaling_values("keda")
+    values["kafkaSecurity"] = {"secretName": "kafka-mtls"}
+    values["config"] = {"kafka": {"security": {
+        "protocol": "ssl", "ca_file": f"{mount}/ca.pem", "certificate_file": f"{mount}/tls.crt",
+        "key_file": f"{mount}/tls.key", "key_password_file": f"{mount}/tls.key.pass"}}}
+    with values_file(values) as f:
+        objs = render(helm_bin, chart, *jira_staging, ["-f", f.name],
+                      expected_kinds("keda", auth=True))
+    (trigger,) = objs["ScaledObject"]["spec"]["triggers"]
+    check(trigger["metadata"].get("tls") == "enable" and "sasl" not in trigger["metadata"],
+          f"mutual TLS trigger metadata {trigger['metadata']}")
+    refs = objs["TriggerAuthentication"]["spec"]["secretTargetRef"]
+    check(sorted((r["parameter"], r["name"], r["key"]) for r in refs) == [
+        ("ca", "kafka-mtls", "ca.pem"), ("cert", "kafka-mtls", "tls.crt"),
+        ("key", "kafka-mtls", "tls.key"), ("keyPassword", "kafka-mtls", "tls.key.pass")],
+        f"mutual TLS secretTargetRef {refs}")
+    check("configMapTargetRef" not in objs["TriggerAuthentication"]["spec"],
+          "a username without SASL")
+
+    # The Datadog Cluster Agent's DatadogMetric: its own name, no selector.
+    dd_metric = "datadogmetric@case-management:ctpr-jira-lag"
+    values = autoscaling_values("hpa", hpa={"metricName": dd_metric, "matchFlavorAndTopic": False})
+    with values_file(values) as f:
+        objs = render(helm_bin, chart, *jira_prod, ["-f", f.name], expected_kinds("hpa"))
+    (metric,) = objs["HorizontalPodAutoscaler"]["spec"]["metrics"]
+    check(metric["external"]["metric"] == {"name": dd_metric},
+          f"DatadogMetric HPA metric {metric['external']['metric']}")
+
+
 def must_fail(helm_bin, chart, args, expect, what):
     proc = helm(["template", "ctpr", chart, *args], helm_bin, expect_ok=False)
     check(proc.returncode != 0 and expect in proc.stderr,
@@ -226,10 +407,32 @@ def main():
                                          flavor, tenant, skip, args.reader_bin_dir)
                 ann = lambda d: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
                 check(ann(dep) == ann(dep2), "the skip list changed the pod template checksum")
+                # Autoscaling, off above (no ScaledObject, no HPA, one replica): a KEDA
+                # ScaledObject (with its TriggerAuthentication where Kafka is secured) or an
+                # HPA, and no replica count on the Deployment.
+                secured = tenant in ("prod", "gov")
+                for mode in ("keda", "hpa"):
+                    with values_file(autoscaling_values(mode)) as f:
+                        helm(["lint", "--strict", chart, *value_files(chart, flavor, tenant),
+                              "-f", f.name], args.helm)
+                        objs = render(args.helm, chart, flavor, tenant, ["-f", f.name],
+                                      expected_kinds(mode, auth=secured, username=secured))
+                    dep3 = check_objects(objs, flavor, tenant, [], args.reader_bin_dir,
+                                         autoscaled=True)
+                    check_autoscaling(objs, flavor, tenant, mode)
+                    check(ann(dep) == ann(dep3), f"autoscaling ({mode}) changed the pod template")
             except Failed as e:
                 print(f"FAIL {where}: {e}", file=sys.stderr)
                 return 1
-            print(f"ok   {where}: lint, template, checks")
+            print(f"ok   {where}: lint, template, checks (autoscaling off, keda, hpa)")
+
+    try:
+        check_autoscaling_variants(args.helm, chart)
+    except Failed as e:
+        print(f"FAIL autoscaling variants: {e}", file=sys.stderr)
+        return 1
+    print("ok   autoscaling variants: maxReplicas defaults to the partitions, KEDA to zero, "
+          "mutual TLS, a DatadogMetric")
 
     # What the chart refuses.
     try:
@@ -248,11 +451,46 @@ def main():
         must_fail(args.helm, chart, [*jira_prod, "--set", "extraEnv[0].name=CTPR_KAFKA__SECURITY__PROTOCOL",
                                      "--set", "extraEnv[0].value=plaintext"],
                   "not the environment", "kafka security from the environment")
+        # Autoscaling: never more replicas than partitions, and what KEDA cannot read.
+        on = ["--set", "autoscaling.enabled=true"]
+        six = [*on, "--set", "autoscaling.partitions=6"]
+        for mode in ("keda", "hpa"):
+            must_fail(args.helm, chart, [*jira_prod, *six, "--set", f"autoscaling.mode={mode}",
+                                         "--set", "autoscaling.maxReplicas=7"],
+                      "autoscaling.maxReplicas (7) exceeds autoscaling.partitions (6)",
+                      f"maxReplicas above the partitions ({mode})")
+        must_fail(args.helm, chart, [*jira_prod, *on], "autoscaling.partitions must be set",
+                  "autoscaling without the partition count")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set", "autoscaling.mode=vpa"],
+                  "autoscaling.mode must be keda or hpa", "an unknown autoscaling mode")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set", "autoscaling.minReplicas=5",
+                                     "--set", "autoscaling.maxReplicas=4"],
+                  "autoscaling.minReplicas (5) exceeds autoscaling.maxReplicas (4)",
+                  "minReplicas above maxReplicas")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set", "autoscaling.mode=hpa",
+                                     "--set", "autoscaling.minReplicas=0"],
+                  "at least 1 with mode hpa", "an HPA scaling to zero")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set", "autoscaling.lagThreshold=0"],
+                  "autoscaling.lagThreshold must be at least 1", "a zero lag threshold")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set", "extraEnv[0].name=CTPR_KAFKA__TOPIC",
+                                     "--set", "extraEnv[0].value=other"],
+                  "with autoscaling, set config.kafka in values", "the topic from the environment")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set",
+                                     "config.kafka.security.mechanism=oauthbearer",
+                                     "--set", "config.kafka.security.password_file=null",
+                                     "--set", "config.kafka.security.token_file=/var/run/secrets/kafka/token"],
+                  "cannot use SASL mechanism \"oauthbearer\"", "KEDA with OAUTHBEARER")
+        must_fail(args.helm, chart, [*jira_prod, *six, "--set",
+                                     "config.kafka.security.ca_file=/etc/ssl/kafka-ca.pem"],
+                  "must be a key of the kafkaSecurity Secret", "KEDA with a CA outside the Secret")
     except Failed as e:
         print(f"FAIL refusals: {e}", file=sys.stderr)
         return 1
     print("ok   refusals: no flavor, gov without the FIPS image, grace period below the drain, "
-          "kafka secrets outside a mounted Secret or from the environment")
+          "kafka secrets outside a mounted Secret or from the environment; autoscaling above "
+          "the partitions or without them, unknown mode, min above max, HPA to zero, zero lag "
+          "threshold, Kafka settings from the environment, KEDA with OAUTHBEARER or a CA outside "
+          "the Secret")
     return 0
 
 

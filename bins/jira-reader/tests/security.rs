@@ -216,6 +216,72 @@ async fn over_tls_with_the_right_token_events_are_applied() {
     );
 }
 
+/// A token rotated while the reader runs (the Secret's file rewritten) is picked up: the calls
+/// refused with the old one are retried, then the change is applied, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_file_is_picked_up_without_a_restart() {
+    let env = Env::start(true).await;
+    let mut reader = env.reader("rotated", 400, "the-old-token");
+    reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let p = producer(&env.kafka.bootstrap()).unwrap();
+    produce(
+        &p,
+        TOPIC,
+        Some(0),
+        "k",
+        &comment_created("10002", "50011", T0 + 1, "after the rotation"),
+    )
+    .await
+    .unwrap();
+    // Refused with the old token first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !env.log("rotated").contains("backing off") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            env.log("rotated")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(env.dir.join("rotated.token"), format!("{TOKEN}\n")).unwrap();
+    wait_caught_up(
+        &env.kafka.bootstrap(),
+        GROUP,
+        TOPIC,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let comments = env
+        .api()
+        .await
+        .list_comments(123456, CASE_10002)
+        .await
+        .unwrap();
+    assert!(comments.iter().any(|c| c.body == "after the rotation"));
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "the reader kept running"
+    );
+    let metrics = reader.metrics().await.unwrap();
+    assert_eq!(
+        metric_sum(&metrics, "dd_case_third_party_reader_retries", &[]),
+        0.0,
+        "no exit"
+    );
+    assert!(metric_sum(&metrics, "dd_case_third_party_reader_retry_attempts", &[]) >= 1.0);
+    assert_eq!(
+        reader.terminate(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+    let log = env.log("rotated");
+    assert!(log.contains("case api token reloaded"), "{log}");
+    assert!(
+        !log.contains(TOKEN) && !log.contains("the-old-token"),
+        "a token is never logged"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_is_refused_retried_and_the_reader_exits_3_without_storing_the_offset() {
     let env = Env::start(true).await;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -132,16 +133,19 @@ pub enum ConfigError {
     Tls(String),
 }
 
-/// Adds `authorization: Bearer <token>` to every request (nothing without a token).
+/// Adds `authorization: Bearer <token>` to every request (nothing without a token). Clones
+/// share the token: [`BearerAuth::replace`] (a rotated token file) changes it for every client
+/// built on them, from the next call on.
 #[derive(Clone)]
 pub struct BearerAuth {
-    header: Option<AsciiMetadataValue>,
+    header: Arc<RwLock<Option<AsciiMetadataValue>>>,
 }
 
 impl fmt::Debug for BearerAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = self.current().is_some();
         f.debug_struct("BearerAuth")
-            .field("token", &self.header.as_ref().map(|_| "<redacted>"))
+            .field("token", &set.then_some("<redacted>"))
             .finish()
     }
 }
@@ -149,19 +153,36 @@ impl fmt::Debug for BearerAuth {
 impl BearerAuth {
     /// An interceptor sending `token`, or nothing when `None`.
     pub fn new(token: Option<&str>) -> Result<Self, ConfigError> {
-        let header = token
-            .map(|t| MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| ConfigError::Token))
-            .transpose()?;
-        Ok(Self { header })
+        let header = token.map(Self::header).transpose()?;
+        Ok(Self {
+            header: Arc::new(RwLock::new(header)),
+        })
+    }
+
+    fn header(token: &str) -> Result<AsciiMetadataValue, ConfigError> {
+        MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ConfigError::Token)
+    }
+
+    /// Sends `token` from the next call on; a token that is no valid header value is refused
+    /// and the previous one kept.
+    pub fn replace(&self, token: &str) -> Result<(), ConfigError> {
+        let header = Self::header(token)?;
+        *self.header.write().unwrap_or_else(|e| e.into_inner()) = Some(header);
+        Ok(())
+    }
+
+    fn current(&self) -> Option<AsciiMetadataValue> {
+        self.header
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(header) = &self.header {
-            request
-                .metadata_mut()
-                .insert("authorization", header.clone());
+        if let Some(header) = self.current() {
+            request.metadata_mut().insert("authorization", header);
         }
         Ok(request)
     }
@@ -282,6 +303,7 @@ type Svc = InterceptedService<Channel, Outgoing>;
 /// by [`classify_status`]; nothing is retried here (the runtime owns retries).
 #[derive(Debug, Clone)]
 pub struct GrpcCaseApi {
+    auth: BearerAuth,
     cases: CaseServiceClient<Svc>,
     timeline: TimelineServiceClient<Svc>,
     settings: ProjectSettingsServiceClient<Svc>,
@@ -313,8 +335,9 @@ impl GrpcCaseApi {
     /// A client over an existing channel (custom transports, tests).
     pub fn from_channel(channel: Channel, config: &GrpcCaseApiConfig) -> Result<Self, ConfigError> {
         let auth = BearerAuth::new(config.bearer_token.as_deref())?;
-        let svc = InterceptedService::new(channel, Outgoing { auth });
+        let svc = InterceptedService::new(channel, Outgoing { auth: auth.clone() });
         Ok(Self {
+            auth,
             cases: CaseServiceClient::new(svc.clone()),
             timeline: TimelineServiceClient::new(svc.clone()),
             settings: ProjectSettingsServiceClient::new(svc.clone()),
@@ -353,6 +376,12 @@ impl GrpcCaseApi {
                 response.status
             ))),
         }
+    }
+
+    /// The bearer token every call of this client (and its clones) sends, to replace when the
+    /// token rotates.
+    pub fn bearer_auth(&self) -> &BearerAuth {
+        &self.auth
     }
 
     /// The per-call deadline.

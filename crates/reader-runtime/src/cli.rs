@@ -544,6 +544,14 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
 
     let api = Arc::new(case_api_client(&config.case_api)?);
     tokio::spawn(watch_case_api(api.clone(), health.clone(), stop.clone()));
+    if let Some(path) = &config.case_api.token_file {
+        tokio::spawn(crate::case_api_token::watch(
+            path.clone(),
+            api.bearer_auth().clone(),
+            F::NAME,
+            stop.clone(),
+        ));
+    }
 
     let skip_list = Arc::new(SkipList::new(config.skip.entries()?));
     // A dry run's decisions are not the reader's: they stay out of the decisions topic.
@@ -694,7 +702,7 @@ async fn reload_skip_list<F: Flavor>(
                 tracing::info!(entries = count, "skip list reloaded");
             }
             Err(err) => {
-                metrics::counter!("dd.case_third_party_reader.config_reload_failed", "flavor" => F::NAME)
+                metrics::counter!("dd.case_third_party_reader.config_reload_failed", "flavor" => F::NAME, "what" => "skip_list")
                     .increment(1);
                 tracing::error!(error = %format!("{err:#}"), "config reload failed; keeping the previous skip list");
             }

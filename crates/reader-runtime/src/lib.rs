@@ -4,6 +4,7 @@
 //!
 //! A flavor binary implements [`Flavor`] and calls [`main`].
 
+pub mod case_api_token;
 pub mod cli;
 pub mod config;
 pub mod decisions;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, group_progress, metric_by_label, metric_sum, produce,
-    producer, wait_caught_up,
+    OtlpCollector, ReaderProcess, Span, SpanTree, TestBroker, attribute, free_port, group_progress,
+    metric_by_label, metric_sum, produce, producer, wait_caught_up,
 };
 use thirdparty_core::{CaseApi, FilterReason};
 use tokio::process::{Child, Command};
@@ -160,15 +160,25 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
 
     let sandbox = Sandbox::start(&bins.sandbox, &root.join(SEED), dir, None).await?;
     println!("Sandbox Case API on {}", sandbox.endpoint);
+    // The Jira reader exports its traces to an in-process OTLP collector.
+    let (collector, otlp) = OtlpCollector::start().await?;
 
     let mut readers = Readers {
-        jira: start_reader(Flavor::Jira, &bins.jira_reader, &bootstrap, &sandbox, dir)?,
+        jira: start_reader(
+            Flavor::Jira,
+            &bins.jira_reader,
+            &bootstrap,
+            &sandbox,
+            dir,
+            Some(otlp),
+        )?,
         servicenow: start_reader(
             Flavor::ServiceNow,
             &bins.servicenow_reader,
             &bootstrap,
             &sandbox,
             dir,
+            None,
         )?,
         github: start_reader(
             Flavor::GitHub,
@@ -176,6 +186,7 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
             &bootstrap,
             &sandbox,
             dir,
+            None,
         )?,
     };
     readers.jira.wait_ready(START_TIMEOUT).await?;
@@ -211,8 +222,11 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     )
     .await?;
 
+    let scrape = readers.jira.metrics().await?;
     let stop_errors = stop(readers, sandbox).await;
     let decisions = print_decisions(&bootstrap).await?;
+    print_scrape(&scrape);
+    let traced = print_traces(&collector).await;
     drop(broker);
 
     let mut problems = Vec::new();
@@ -233,6 +247,9 @@ async fn demo(root: &Path, dir: &Path, kind: BrokerKind, bins: &Binaries) -> Res
     }
     if decisions == 0 {
         problems.push(format!("no decision record reached {DECISIONS_TOPIC}"));
+    }
+    if !traced {
+        problems.push("the jira reader's traces did not reach the collector".to_owned());
     }
     problems.extend(stop_errors);
     if !problems.is_empty() {
@@ -268,6 +285,66 @@ async fn stop(readers: Readers, sandbox: Sandbox) -> Vec<String> {
         println!("\nStopped the three readers (exit 0) and the sandbox.");
     }
     errors
+}
+
+/// Prints the Jira reader's own series from one scrape of its `/metrics` (the exporter's
+/// comment lines, zero counts and most latency quantiles left out).
+fn print_scrape(scrape: &str) {
+    println!(
+        "\nOne scrape of the jira reader's /metrics (its series; zero counts but the lag, and the latency's \
+         quantiles but p99, left out; the scripted events are dated 2024, hence the latencies):"
+    );
+    for line in scrape.lines() {
+        let other_quantile = line.contains("quantile=") && !line.contains("quantile=\"0.99\"");
+        let zero_count = line.ends_with(" 0") && !line.starts_with("dd_case_kafka_consumer_lag");
+        if line.starts_with('#') || zero_count || other_quantile || line.contains("_sum{") {
+            continue;
+        }
+        if line.starts_with("dd_case") || line.starts_with("case_case") {
+            println!("  {line}");
+        }
+    }
+}
+
+/// Prints one applied and one filtered change's trace tree, as the Jira reader exported them
+/// (flushed at its shutdown); false when none arrived.
+async fn print_traces(collector: &OtlpCollector) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let spans = collector.spans();
+        if !spans.is_empty() || Instant::now() > deadline {
+            break spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tree = SpanTree { spans: &spans };
+    let roots = tree.roots();
+    let decided = |root: &Span, key: &str, value: Option<&str>| {
+        root.events.iter().any(|e| {
+            attribute(&e.attributes, key).is_some_and(|v| value.is_none_or(|want| v == want))
+        })
+    };
+    let applied = roots
+        .iter()
+        .find(|r| decided(r, "decision", Some("applied")));
+    let filtered = roots.iter().find(|r| decided(r, "reason", None));
+    println!(
+        "\nTraces: the jira reader exported {} spans in {} traces over OTLP/gRPC.",
+        spans.len(),
+        roots.len()
+    );
+    for (what, root) in [
+        ("An applied change", applied),
+        ("A filtered change", filtered),
+    ] {
+        let Some(root) = root else {
+            continue;
+        };
+        let mut out = String::new();
+        tree.render(root, 1, &mut out);
+        println!("{what}:\n{out}");
+    }
+    applied.is_some() && filtered.is_some()
 }
 
 // ---- Kafka ------------------------------------------------------------------------------
@@ -429,8 +506,12 @@ fn start_reader(
     bootstrap: &str,
     sandbox: &Sandbox,
     dir: &Path,
+    otlp: Option<SocketAddr>,
 ) -> Result<ReaderProcess> {
     let name = flavor.name();
+    let tracing = otlp
+        .map(|addr| format!("\n[tracing]\notlp_endpoint = \"http://{addr}\"\n"))
+        .unwrap_or_default();
     let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
     let integration = match flavor {
         Flavor::Jira => "own_account_ids = [\"5b10ac8d82e05b22cc7d4ef5\"]",
@@ -470,7 +551,7 @@ topic = "{DECISIONS_TOPIC}"
 
 [integration]
 {integration}
-"#,
+{tracing}"#,
         topic = flavor.topic(),
         endpoint = sandbox.endpoint,
     );

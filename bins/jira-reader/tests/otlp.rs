@@ -24,17 +24,10 @@ use case_api::pb::case::v1::timeline_service_server::TimelineServiceServer;
 use case_api::pb::case::v1::user_service_server::UserServiceServer;
 use case_api_sandbox::{DEMO_SEED_JSON, DbLocation, Faults, Sandbox, Seed, SharedStore};
 use common::{GROUP, TOPIC, comment_created, issue_updated, item};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, produce, producer, wait_caught_up,
+    OtlpCollector, ReaderProcess, Span, SpanTree, TestBroker, attribute, free_port, hex, produce,
+    producer, wait_caught_up,
 };
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -43,61 +36,6 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 const T0: i64 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
-
-/// An OTLP/gRPC collector keeping every exported resource's spans.
-#[derive(Clone, Default)]
-struct Collector {
-    exports: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.exports.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-impl Collector {
-    /// Serves on a free loopback port; returns the collector and its address.
-    async fn start() -> (Self, SocketAddr) {
-        let collector = Self::default();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = Server::builder().add_service(TraceServiceServer::new(collector.clone()));
-        tokio::spawn(router.serve_with_incoming(TcpIncoming::from(listener)));
-        (collector, addr)
-    }
-
-    /// Every span received so far.
-    fn spans(&self) -> Vec<Span> {
-        self.exports
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|e| &e.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| s.spans.clone())
-            .collect()
-    }
-
-    /// Every resource attribute received, as text.
-    fn resource_attributes(&self) -> BTreeMap<String, String> {
-        self.exports
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|e| &e.resource_spans)
-            .filter_map(|r| r.resource.as_ref())
-            .flat_map(|r| r.attributes.iter().map(|kv| (kv.key.clone(), text(kv))))
-            .collect()
-    }
-}
 
 /// The Case API calls seen: (path, `traceparent`).
 type Calls = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -164,86 +102,6 @@ async fn case_api(faults: Arc<Faults>) -> (String, Calls) {
     (format!("http://{addr}"), calls)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
-/// An attribute's value as text.
-fn text(kv: &KeyValue) -> String {
-    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|kv| kv.key == key).map(text)
-}
-
-/// The exported spans, linked by parent span id.
-struct Tree<'a> {
-    spans: &'a [Span],
-}
-
-impl<'a> Tree<'a> {
-    fn children(&self, parent: &Span) -> Vec<&'a Span> {
-        let mut children: Vec<&Span> = self
-            .spans
-            .iter()
-            .filter(|s| s.trace_id == parent.trace_id && s.parent_span_id == parent.span_id)
-            .collect();
-        children.sort_by(|a, b| {
-            (a.start_time_unix_nano, &a.name).cmp(&(b.start_time_unix_nano, &b.name))
-        });
-        children
-    }
-
-    /// The names of `span` and its descendants, indented by depth.
-    fn shape(&self, span: &Span, depth: usize, out: &mut String) {
-        let _ = writeln!(out, "{:indent$}{}", "", span.name, indent = depth * 2);
-        for child in self.children(span) {
-            self.shape(child, depth + 1, out);
-        }
-    }
-
-    fn render(&self, span: &Span, depth: usize, out: &mut String) {
-        let mut notes = Vec::new();
-        for key in ["offset", "case_id", "field", "integration"] {
-            if let Some(value) = attribute(&span.attributes, key) {
-                notes.push(format!("{key}={value}"));
-            }
-        }
-        if let Some(status) = span.status.as_ref().filter(|s| s.code != 0) {
-            notes.push(format!("status={} {:?}", status.code, status.message));
-        }
-        for event in &span.events {
-            if let Some(reason) = attribute(&event.attributes, "reason") {
-                notes.push(format!("event {:?} reason={reason}", event.name));
-            } else if let Some(decision) = attribute(&event.attributes, "decision") {
-                notes.push(format!("event {:?} decision={decision}", event.name));
-            }
-        }
-        let _ = writeln!(
-            out,
-            "{:indent$}{} [span {}] {}",
-            "",
-            span.name,
-            hex(&span.span_id),
-            notes.join(" "),
-            indent = depth * 2
-        );
-        for child in self.children(span) {
-            self.render(child, depth + 1, out);
-        }
-    }
-}
-
 /// A fresh directory for a test's config and log.
 fn work_dir() -> PathBuf {
     let dir =
@@ -303,7 +161,7 @@ sample_ratio = 1.0
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_go_out_over_otlp_and_the_case_api_gets_their_trace_context() {
     let started = Instant::now();
-    let (collector, collector_addr) = Collector::start().await;
+    let (collector, collector_addr) = OtlpCollector::start().await.unwrap();
     // The first case write fails once (UNAVAILABLE): that try's root carries an error status,
     // and the retry is a trace of its own.
     let faults = Arc::new(Faults::default());
@@ -375,7 +233,7 @@ async fn spans_go_out_over_otlp_and_the_case_api_gets_their_trace_context() {
         .collect();
     roots.sort_by_key(|s| (attribute(&s.attributes, "offset"), s.start_time_unix_nano));
     let mut rendered = String::new();
-    let tree = Tree { spans: &spans };
+    let tree = SpanTree { spans: &spans };
     for root in &roots {
         let _ = writeln!(rendered, "trace {}", hex(&root.trace_id));
         tree.render(root, 1, &mut rendered);

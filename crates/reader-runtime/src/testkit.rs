@@ -1,6 +1,6 @@
 //! Support for end-to-end tests and the demo (feature `testkit`): an embedded Kafka (librdkafka's
 //! mock cluster, real client code paths over loopback TCP), a producer, consumer-group progress,
-//! reader processes, and a scrape of their `/metrics`.
+//! reader processes, a scrape of their `/metrics`, and an OTLP trace collector.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +19,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
+mod otlp;
 mod secure;
+pub use otlp::{OtlpCollector, Span, SpanTree, attribute, hex, text};
 pub use secure::{Stunnel, TestPki, stunnel_binary, tls_client_props};
 
 /// librdkafka's mock cluster, in-process, listening on loopback.

@@ -170,6 +170,10 @@ impl Faults {
     /// Applies the rules to a call of `path` (`/package.Service/Method`) before it is handled:
     /// waits for its latency, then fails it if a fault rule matches (consuming one of that
     /// rule's calls). Lost-reply rules are left to [`Faults::after`].
+    ///
+    /// The latency is an async sleep taken after the rules' lock is released and before the
+    /// call reaches the store, so concurrent calls wait out their latency together: 64 calls
+    /// with 5 ms each take about 5 ms, not 320 ms.
     pub async fn check(&self, path: &str) -> Result<(), Status> {
         let (delay, fault) = {
             let mut state = self.lock();
@@ -341,5 +345,26 @@ mod tests {
         let start = tokio::time::Instant::now();
         faults.check(GET).await.unwrap();
         assert!(start.elapsed() < Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_calls_wait_out_their_latency_together() {
+        let faults = std::sync::Arc::new(Faults::default());
+        faults.set_latency("*", Duration::from_millis(500));
+        let start = tokio::time::Instant::now();
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let faults = faults.clone();
+            calls.spawn(async move { faults.check(UPDATE).await });
+        }
+        while let Some(result) = calls.join_next().await {
+            result.unwrap().unwrap();
+        }
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(1_000),
+            "64 delays overlap instead of adding up: {elapsed:?}"
+        );
+        assert_eq!(faults.calls(UPDATE), 64);
     }
 }

@@ -153,6 +153,10 @@ pub struct KafkaConfig {
     /// thread has not polled for 30 s.
     #[serde(rename = "drain_timeout_ms", with = "duration_as::millis")]
     pub drain_timeout: Duration,
+    /// Messages of one partition between receipt and their stored offset, at most: those of
+    /// different items (org, integration, site, item id) are handled concurrently, those of one
+    /// item in order (1: one message at a time). 1 to 1024.
+    pub max_in_flight: usize,
     /// Extra librdkafka properties, applied before the safety-critical ones (which win); no
     /// security key (`security.protocol`, `ssl.*`, `sasl.*`): those belong to `[kafka.security]`.
     pub properties: BTreeMap<String, String>,
@@ -189,6 +193,7 @@ impl Default for KafkaConfig {
             auto_offset_reset: OffsetReset::Latest,
             auto_commit_interval: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
+            max_in_flight: 64,
             properties: BTreeMap::new(),
             security: KafkaSecurityConfig::default(),
         }
@@ -461,6 +466,9 @@ impl<I> Config<I> {
         }
         if k.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if !(1..=1024).contains(&k.max_in_flight) {
+            return Err(invalid("kafka.max_in_flight", "must be between 1 and 1024"));
         }
         if k.auto_commit_interval.is_zero() {
             return Err(invalid("kafka.auto_commit_interval_ms", "must be positive"));

@@ -26,7 +26,7 @@ pub struct Health {
     last_poll: Mutex<Instant>,
     poll_stall: Duration,
     handling_stall: Duration,
-    busy: Mutex<HashMap<(String, i32), Instant>>,
+    busy: Mutex<HashMap<(String, i32, i64), Instant>>,
     joined_group: AtomicBool,
     assigned: AtomicUsize,
     case_api_serving: AtomicBool,
@@ -63,19 +63,19 @@ impl Health {
     }
 
     /// A partition started handling an event.
-    pub fn begin(&self, topic: &str, partition: i32) {
+    pub fn begin(&self, topic: &str, partition: i32, offset: i64) {
         self.busy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((topic.to_owned(), partition), Instant::now());
+            .insert((topic.to_owned(), partition, offset), Instant::now());
     }
 
     /// A partition finished handling an event.
-    pub fn end(&self, topic: &str, partition: i32) {
+    pub fn end(&self, topic: &str, partition: i32, offset: i64) {
         self.busy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(topic.to_owned(), partition));
+            .remove(&(topic.to_owned(), partition, offset));
     }
 
     /// The Kafka client reported an error (kept for `/ready` until the group is joined). A
@@ -130,12 +130,12 @@ impl Health {
             ));
         }
         let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(((topic, partition), since)) = busy
+        if let Some(((topic, partition, offset), since)) = busy
             .iter()
             .find(|(_, since)| since.elapsed() > self.handling_stall)
         {
             return Err(format!(
-                "{topic}:{partition} has handled one event for {}s",
+                "{topic}:{partition}:{offset} has been in handling for {}s",
                 since.elapsed().as_secs()
             ));
         }
@@ -238,10 +238,10 @@ mod tests {
     #[test]
     fn liveness_fails_when_one_event_is_stuck() {
         let h = Health::new(Duration::from_millis(1));
-        h.begin("t", 0);
+        h.begin("t", 0, 7);
         std::thread::sleep(Duration::from_millis(5));
-        assert!(h.live().unwrap_err().contains("t:0"));
-        h.end("t", 0);
+        assert!(h.live().unwrap_err().contains("t:0:7"));
+        h.end("t", 0, 7);
         assert!(h.live().is_ok());
     }
 }

@@ -41,7 +41,8 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::client::OAuthToken;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
@@ -61,6 +62,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{KafkaConfig, RetryConfig};
 use crate::health::Health;
 use crate::kafka_security::{OAuthTokenFile, SecurityError};
+use crate::key_order::KeyOrder;
 use crate::lag::{Lag, STATISTICS_INTERVAL_MS};
 use crate::retry::{Handled, handle_with_retry};
 
@@ -229,6 +231,8 @@ struct Shared {
     store_offsets: bool,
     /// The consumer-lag gauges.
     lag: Arc<Lag>,
+    /// Messages of one partition between receipt and their stored offset, at most.
+    max_in_flight: usize,
 }
 
 /// The consumer context: rebalance callbacks (run on the poll thread).
@@ -565,6 +569,22 @@ enum Start {
     After(Vec<JoinHandle<()>>),
 }
 
+/// A message between receipt and its stored offset.
+struct InFlightMessage {
+    offset: i64,
+    /// Kafka timestamp, ms.
+    timestamp: Option<i64>,
+    /// The item it changes (`Pipeline::ordering_key`): messages of one key run in order.
+    key: Option<String>,
+    payload: Payload,
+}
+
+/// A message whose handling ended: `handled` is none when it panicked.
+struct Finished {
+    message: InFlightMessage,
+    handled: Option<Handled>,
+}
+
 struct PartitionWorker {
     topic: String,
     partition: i32,
@@ -605,38 +625,84 @@ impl PartitionWorker {
             }
         };
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task started");
+        // Key-ordered concurrency (`crate::key_order`): up to `max_in_flight` messages between
+        // receipt and their stored offset, those of one item in order, handled concurrently on
+        // this task; the offset stored is the highest below which every message is handled.
+        let mut order = KeyOrder::new(self.shared.max_in_flight);
+        let mut running = FuturesUnordered::new();
+        let mut stopping = false;
         loop {
-            // The value is copied once, into the payload (`detach` would copy it first).
-            let (offset, timestamp, value) = tokio::select! {
-                biased;
-                _ = self.stop.cancelled() => break,
-                Some(message) = stray.recv() => (message.offset(), message.timestamp().to_millis(), value_of(&message)),
-                received = queue.recv() => match received {
-                    Ok(message) => (message.offset(), message.timestamp().to_millis(), value_of(&message)),
-                    Err(err @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => {
-                        // The consumer is unusable for good: /live fails, the pod restarts.
-                        tracing::error!(topic = %self.topic, partition = self.partition, error = %err, "partition fatal error");
-                        self.shared.health.kafka_fatal(err.to_string());
-                        break;
-                    }
-                    Err(err) => {
-                        tracing::warn!(topic = %self.topic, partition = self.partition, error = %err, "partition error");
-                        continue;
-                    }
-                },
-            };
-            if !self.handle(offset, timestamp, value).await {
+            if stopping && running.is_empty() {
                 break;
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled(), if !stopping => stopping = true,
+                Some(finished) = running.next(), if !running.is_empty() => {
+                    let Finished { message, handled } = finished;
+                    let Some(storable) = self.settle(&message, handled) else {
+                        // Stopped, exhausted or panicked: not handled, nothing more starts.
+                        stopping = true;
+                        continue;
+                    };
+                    let (next, store) = order.finish(message.offset, message.key.as_deref());
+                    self.shared.lag.oldest_unhandled(&self.topic, self.partition, order.oldest_unhandled());
+                    if let Some(next) = next.filter(|_| !stopping) {
+                        running.push(self.handle(next));
+                    }
+                    if let Some(offset) = store.filter(|_| storable) {
+                        self.store(offset);
+                    }
+                }
+                // The value is copied once, into the payload (`detach` would copy it first).
+                received = Self::receive(&queue, &mut stray), if !stopping && order.has_room() => {
+                    let message = match received {
+                        Ok(Some(message)) => message,
+                        Ok(None) => continue,
+                        Err(err) => {
+                            // The consumer is unusable for good: /live fails, the pod restarts.
+                            tracing::error!(topic = %self.topic, partition = self.partition, error = %err, "partition fatal error");
+                            self.shared.health.kafka_fatal(err.to_string());
+                            stopping = true;
+                            continue;
+                        }
+                    };
+                    let message = self.prepare(message);
+                    let (offset, timestamp, key) = (message.offset, message.timestamp, message.key.clone());
+                    if let Some(start) = order.admit(offset, timestamp, key.as_deref(), message) {
+                        running.push(self.handle(start));
+                    }
+                    self.shared.lag.oldest_unhandled(&self.topic, self.partition, order.oldest_unhandled());
+                }
             }
         }
         // The handle goes before the task counts as ended: a successor splits its own only then.
         drop(queue);
-        tracing::debug!(topic = %self.topic, partition = self.partition, "partition task stopped");
+        tracing::debug!(topic = %self.topic, partition = self.partition, pending = order.pending(), "partition task stopped");
     }
 
-    /// Handles the message at `offset`, stamped `timestamp` (ms; none when unknown); false when
-    /// the task must stop.
-    async fn handle(&self, offset: i64, timestamp: Option<i64>, value: Vec<u8>) -> bool {
+    /// The next message of the partition (a stray one from the main queue first); `Ok(None)`
+    /// after a transient error, `Err` on a fatal one.
+    async fn receive(
+        queue: &PartitionQueue,
+        stray: &mut mpsc::UnboundedReceiver<OwnedMessage>,
+    ) -> Result<Option<(i64, Option<i64>, Vec<u8>)>, rdkafka::error::KafkaError> {
+        tokio::select! {
+            biased;
+            Some(message) = stray.recv() => Ok(Some((message.offset(), message.timestamp().to_millis(), value_of(&message)))),
+            received = queue.recv() => match received {
+                Ok(message) => Ok(Some((message.offset(), message.timestamp().to_millis(), value_of(&message)))),
+                Err(err @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => Err(err),
+                Err(err) => {
+                    tracing::warn!(error = %err, "partition error");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// A received message with its payload and ordering key.
+    fn prepare(&self, (offset, timestamp, value): (i64, Option<i64>, Vec<u8>)) -> InFlightMessage {
         let payload = Payload {
             value,
             position: Some(MessagePosition {
@@ -645,35 +711,55 @@ impl PartitionWorker {
                 offset,
             }),
         };
+        let key = self.shared.pipeline.ordering_key(&payload);
+        InFlightMessage {
+            offset,
+            timestamp,
+            key,
+            payload,
+        }
+    }
+
+    /// Handles one message, with retries; a panic is caught and reported as such.
+    async fn handle(&self, message: InFlightMessage) -> Finished {
         let s = &self.shared;
+        let offset = message.offset;
         if STORES_OFFSETS_BEFORE_HANDLING && s.store_offsets {
             // The negative control (test builds only): the message counts as consumed before
             // it is handled, so a crash from here on loses it.
             self.store(offset);
         }
-        s.health.begin(&self.topic, self.partition);
-        s.lag.begin(&self.topic, self.partition, timestamp);
+        s.health.begin(&self.topic, self.partition, offset);
         // A panic while handling must not silently kill this partition's task: it ends the
         // process like exhausted retries (offset not stored), so the restart retries it and
         // an operator can skip it.
         let handled = AssertUnwindSafe(handle_with_retry(
             &s.pipeline,
-            &payload,
+            &message.payload,
             &s.retry,
             &self.stop,
         ))
         .catch_unwind()
-        .await;
-        s.health.end(&self.topic, self.partition);
-        s.lag.end(&self.topic, self.partition);
+        .await
+        .ok();
+        s.health.end(&self.topic, self.partition, offset);
         crate::telemetry::flush_log_batch();
+        Finished { message, handled }
+    }
+
+    /// What a finished handling means: `Some(store)` when the message is fully handled (`store`:
+    /// whether its offset may be stored), `None` when it was not (stopped, or fatal: exhausted
+    /// retries or a panic, reported to the reader, which stops).
+    fn settle(&self, message: &InFlightMessage, handled: Option<Handled>) -> Option<bool> {
+        let s = &self.shared;
+        let offset = message.offset;
         let fatal = |why: String| {
             let reason = format!("{}:{}:{offset}: {why}", self.topic, self.partition);
             let _ = s.fatal.send(reason);
-            false
+            None
         };
         match handled {
-            Ok(Handled::Done(outcome)) => {
+            Some(Handled::Done(outcome)) => {
                 // The durable record of what became of each message (the chaos harness
                 // accounts for every offset with it): written before the offset is stored.
                 tracing::debug!(
@@ -686,14 +772,11 @@ impl PartitionWorker {
                 );
                 // Every line of this message is written before its offset may be committed.
                 crate::telemetry::flush_log_batch();
-                if s.store_offsets && !STORES_OFFSETS_BEFORE_HANDLING {
-                    self.store(offset);
-                }
-                true
+                Some(s.store_offsets && !STORES_OFFSETS_BEFORE_HANDLING)
             }
-            Ok(Handled::Stopped) => false,
-            Ok(Handled::Exhausted(err)) => fatal(err.to_string()),
-            Err(_) => fatal("panicked while handling the message".into()),
+            Some(Handled::Stopped) => None,
+            Some(Handled::Exhausted(err)) => fatal(err.to_string()),
+            None => fatal("panicked while handling the message".into()),
         }
     }
 
@@ -841,6 +924,7 @@ impl Reader {
                 runtime: Handle::current(),
                 store_offsets: !dry_run,
                 lag: Arc::new(Lag::new(flavor)),
+                max_in_flight: kafka.max_in_flight,
             },
             drain_timeout,
             oauth: kafka.security.oauth_token_source(),

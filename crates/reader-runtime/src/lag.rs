@@ -4,8 +4,8 @@
 //!   reader stored last (handled, not yet or already committed), from librdkafka's statistics
 //!   (`consumer_lag_stored`, else `consumer_lag` before anything is stored);
 //! - [`CONSUMER_LAG_SECONDS`]: the age of the oldest message of the partition not yet handled,
-//!   by its Kafka timestamp: the one in handling (a partition handles its messages in order),
-//!   0 when the partition waits for new ones.
+//!   by its Kafka timestamp (the partition task tells it as messages are received and
+//!   handled), 0 when the partition waits for new ones.
 //!
 //! Both are set on each statistics report (`statistics.interval.ms`, 5 s unless the
 //! pass-through sets another), on librdkafka's poll thread; a revoked partition's gauges drop to
@@ -31,8 +31,8 @@ pub struct Lag {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Partition {
-    /// Kafka timestamp (ms since the epoch) of the message in handling.
-    in_handling_since: Option<i64>,
+    /// Kafka timestamp (ms since the epoch) of the oldest message not yet handled.
+    oldest_unhandled: Option<i64>,
 }
 
 /// The parts of librdkafka's statistics JSON the lag is read from.
@@ -93,20 +93,12 @@ impl Lag {
         self.set(topic, partition, 0.0, 0.0);
     }
 
-    /// The message stamped `timestamp_ms` (none: unknown) is now in handling.
-    pub fn begin(&self, topic: &str, partition: i32, timestamp_ms: Option<i64>) {
+    /// The oldest message of the partition not yet handled is stamped `timestamp_ms` (none: all
+    /// handled, or its timestamp is unknown).
+    pub fn oldest_unhandled(&self, topic: &str, partition: i32, timestamp_ms: Option<i64>) {
         self.with(|p| {
             if let Some(entry) = p.get_mut(&(topic.to_owned(), partition)) {
-                entry.in_handling_since = timestamp_ms;
-            }
-        });
-    }
-
-    /// The message in handling is done.
-    pub fn end(&self, topic: &str, partition: i32) {
-        self.with(|p| {
-            if let Some(entry) = p.get_mut(&(topic.to_owned(), partition)) {
-                entry.in_handling_since = None;
+                entry.oldest_unhandled = timestamp_ms;
             }
         });
     }
@@ -133,7 +125,7 @@ impl Lag {
                         .into_iter()
                         .find(|lag| *lag >= 0)
                 });
-            let seconds = age_seconds(state.in_handling_since, now_ms);
+            let seconds = age_seconds(state.oldest_unhandled, now_ms);
             match messages {
                 Some(messages) => self.set(&topic, partition, messages as f64, seconds),
                 None => self.set_seconds(&topic, partition, seconds),
@@ -228,7 +220,7 @@ mod tests {
             let lag = Lag::new("jira");
             lag.assigned("jira-events", 0);
             lag.assigned("jira-events", 1);
-            lag.begin("jira-events", 0, Some(now_ms() - 90_000));
+            lag.oldest_unhandled("jira-events", 0, Some(now_ms() - 90_000));
             lag.report(STATISTICS.as_bytes());
         });
         let got = gauges(&snapshotter);
@@ -248,8 +240,8 @@ mod tests {
             let lag = Lag::new("jira");
             lag.report(b"{not json");
             lag.assigned("jira-events", 0);
-            lag.begin("jira-events", 0, Some(now_ms() - 5_000));
-            lag.end("jira-events", 0);
+            lag.oldest_unhandled("jira-events", 0, Some(now_ms() - 5_000));
+            lag.oldest_unhandled("jira-events", 0, None);
             lag.report(STATISTICS.as_bytes());
             lag.revoked("jira-events", 0);
             lag.report(STATISTICS.as_bytes());

@@ -14,6 +14,7 @@ pub mod health;
 pub mod kafka;
 pub mod kafka_range;
 pub mod kafka_security;
+pub mod key_order;
 pub mod lag;
 pub mod replay;
 pub mod retry;

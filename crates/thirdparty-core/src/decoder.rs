@@ -11,7 +11,9 @@ use crate::error::DecodeError;
 /// - pure and synchronous: no I/O, no clock, no shared state; the same bytes always give the
 ///   same result;
 /// - never panics, whatever the bytes (the contract suite feeds arbitrary and mutated input);
-/// - one webhook may yield zero or more changelogs, each complete on its own (org, item, time);
+/// - one webhook may yield zero or more changelogs, each complete on its own (org, item, time),
+///   all about one item (same org, integration, site and id): a runtime orders messages by that
+///   item and handles different items' messages concurrently;
 /// - malformed bytes are [`DecodeError::Malformed`] (skipped), valid JSON that fails validation
 ///   is [`DecodeError::Invalid`] and unknown events [`DecodeError::UnsupportedEvent`] (discarded).
 pub trait Decoder: Send + Sync + fmt::Debug {

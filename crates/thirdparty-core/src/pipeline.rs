@@ -268,6 +268,21 @@ impl Pipeline {
         self.settings.clear();
     }
 
+    /// The key a runtime orders messages by (`docs/design.md`, "Delivery"): the item the
+    /// message changes, `org:integration:site:id`, so messages of different items may be handled
+    /// concurrently and those of one item only in order. `None` for a message that changes no
+    /// item (it does not decode, or has no changelog): it writes nothing and needs no order.
+    /// Decoding is pure, so this decodes the message once more; every changelog of a message is
+    /// about one item (the `Decoder` contract), so the first one names it.
+    pub fn ordering_key(&self, payload: &Payload) -> Option<String> {
+        let changelogs = self.decoder.decode(&payload.value).ok()?;
+        let first = changelogs.first()?;
+        Some(format!(
+            "{}:{}:{}:{}",
+            first.org_id, first.integration, first.site, first.third_party_id
+        ))
+    }
+
     /// Handles one message. `Err` means retry (only retry-class errors come back).
     pub async fn handle(&self, payload: &Payload) -> Result<MessageOutcome, HandleError> {
         self.handle_with(payload, self.config.dry_run).await

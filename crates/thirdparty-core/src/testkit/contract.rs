@@ -184,6 +184,28 @@ pub fn decoder_never_panics(subject: &ContractSubject) {
     }
 }
 
+/// Every changelog of a message is about one item (org, integration, site, id): the runtime
+/// orders messages by that item and handles different items' messages concurrently.
+pub fn a_message_changes_one_item(subject: &ContractSubject) {
+    for fixture in &subject.fixtures {
+        let Ok(changelogs) = subject.decoder.decode(fixture) else {
+            panic!(
+                "fixture does not decode: {}",
+                String::from_utf8_lossy(fixture)
+            );
+        };
+        let items: std::collections::BTreeSet<_> = changelogs
+            .iter()
+            .map(|c| (c.org_id, &c.integration, &c.site, &c.third_party_id))
+            .collect();
+        assert!(
+            items.len() <= 1,
+            "one message, several items {items:?}: {}",
+            String::from_utf8_lossy(fixture)
+        );
+    }
+}
+
 /// The pre-filter performs no I/O beyond its caches' refreshes: over every fixture changelog,
 /// only `list_sync_metadata` (at most once per organization) and `get_project_settings` (at most
 /// once per project) are called, and a second round over the same fixtures calls nothing.
@@ -344,6 +366,11 @@ macro_rules! contract_tests {
             #[test]
             fn decoder_never_panics() {
                 $crate::testkit::contract::decoder_never_panics(&$subject());
+            }
+
+            #[test]
+            fn a_message_changes_one_item() {
+                $crate::testkit::contract::a_message_changes_one_item(&$subject());
             }
 
             #[tokio::test]

@@ -48,6 +48,8 @@ use crate::scenario::{Flavor, GROUP};
 use workload::{ExpectedCase, ORG, Rng, Workload};
 
 /// gRPC codes the faults use.
+/// Messages per partition handled at once by every chaos reader (the default).
+const MAX_IN_FLIGHT: usize = 64;
 const ABORTED: i32 = 10;
 const UNAVAILABLE: i32 = 14;
 /// Partitions per topic.
@@ -683,6 +685,8 @@ group_id = "{GROUP}"
 auto_offset_reset = "earliest"
 auto_commit_interval_ms = 500
 drain_timeout_ms = 5000
+# Key-ordered concurrency on: the chaos is run against the concurrent partition tasks.
+max_in_flight = {MAX_IN_FLIGHT}
 
 [kafka.properties]
 "session.timeout.ms" = "6000"

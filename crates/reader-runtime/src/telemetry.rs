@@ -58,7 +58,7 @@ pub fn init_cli_logging() {
 }
 
 tokio::task_local! {
-    /// The log lines of the message a partition task is handling, not yet written.
+    /// The log lines of the messages a partition task is handling, not yet written.
     static LOG_BATCH: RefCell<Vec<u8>>;
 }
 

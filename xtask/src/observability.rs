@@ -85,6 +85,7 @@ fn reader_metrics() -> Vec<(&'static str, Kind)> {
         (telemetry::RETRY_ATTEMPTS, Kind::Counter),
         (telemetry::CONSUMER_LAG, Kind::Gauge),
         (telemetry::CONSUMER_LAG_SECONDS, Kind::Gauge),
+        (telemetry::CACHE_WARMED_ORGS, Kind::Gauge),
         (
             reader_runtime::decisions::DECISION_RECORDS_PRODUCED,
             Kind::Counter,

@@ -32,7 +32,7 @@ pub use auth::RequireBearer;
 pub use faults::Faults;
 pub use seed::{Seed, SeedError, SeedOrg, SeedUser};
 pub use service::Sandbox;
-pub use store::{DbLocation, SeedCounts, SharedStore, Store, StoreError};
+pub use store::{DbLocation, MetadataPage, SeedCounts, SharedStore, Store, StoreError};
 
 /// The demo seed committed with the crate (`seed/demo.json`).
 pub const DEMO_SEED_JSON: &str = include_str!("../seed/demo.json");

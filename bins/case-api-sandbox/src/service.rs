@@ -19,6 +19,12 @@ const LIST_COMMENTS: &str = "/case.v1.CaseService/ListComments";
 const CREATE_COMMENT: &str = "/case.v1.TimelineService/CreateComment";
 const GET_SETTINGS: &str = "/case.v1.ProjectSettingsService/GetProjectSettings";
 const LIST_METADATA: &str = "/case.v1.SyncMetadataService/ListSyncMetadata";
+const LIST_ALL_METADATA: &str = "/case.v1.SyncMetadataService/ListAllSyncMetadata";
+
+/// Entries of a `ListAllSyncMetadata` page when the request asks for 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// The most entries a `ListAllSyncMetadata` page holds, whatever the request asks.
+pub const MAX_PAGE_SIZE: u32 = 1000;
 const RESOLVE_USER: &str = "/case.v1.UserService/ResolveUser";
 
 /// Every sandbox service: one store, one set of fault rules. Cheap to clone.
@@ -54,6 +60,27 @@ fn required(value: &str, name: &str) -> Result<(), Status> {
     } else {
         Ok(())
     }
+}
+
+/// A `ListAllSyncMetadata` page token: the `(org_id, seq)` of the last entry of the previous
+/// page, written `{org_id}:{seq}` (opaque to clients).
+fn page_token(after: (u64, i64)) -> String {
+    format!("{}:{}", after.0, after.1)
+}
+
+/// The `(org_id, seq)` of a page token this server issued.
+fn parse_page_token(token: &str) -> Result<(u64, i64), Status> {
+    let invalid = || {
+        Status::invalid_argument(format!(
+            "page token `{}` was not issued by this server",
+            tp::error::truncate_for_log(token)
+        ))
+    };
+    let (org_id, seq) = token.split_once(':').ok_or_else(invalid)?;
+    Ok((
+        org_id.parse().map_err(|_| invalid())?,
+        seq.parse().map_err(|_| invalid())?,
+    ))
 }
 
 fn validate_change(change: &tp::FieldChange) -> Result<(), Status> {
@@ -234,6 +261,34 @@ impl pb::sync_metadata_service_server::SyncMetadataService for Sandbox {
             LIST_METADATA,
             pb::ListSyncMetadataResponse {
                 metadata: metadata.iter().map(Into::into).collect(),
+            },
+        )
+    }
+
+    async fn list_all_sync_metadata(
+        &self,
+        request: Request<pb::ListAllSyncMetadataRequest>,
+    ) -> Result<Response<pb::ListAllSyncMetadataResponse>, Status> {
+        self.guard(LIST_ALL_METADATA).await?;
+        let r = request.into_inner();
+        required(&r.integration, "integration")?;
+        let after = Some(r.page_token.as_str())
+            .filter(|t| !t.is_empty())
+            .map(parse_page_token)
+            .transpose()?;
+        let limit = match r.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let page = self
+            .store
+            .run(move |s| s.list_all_metadata(&r.integration, after, limit))
+            .await?;
+        self.reply(
+            LIST_ALL_METADATA,
+            pb::ListAllSyncMetadataResponse {
+                entries: page.entries.iter().map(Into::into).collect(),
+                next_page_token: page.next.map(page_token).unwrap_or_default(),
             },
         )
     }

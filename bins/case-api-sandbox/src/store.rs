@@ -31,7 +31,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use thirdparty_core::{
     Case, CaseField, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment,
-    SyncMetadata, SyncSettings, User, UserQuery,
+    SyncMetadata, SyncMetadataEntry, SyncSettings, User, UserQuery,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -198,6 +198,15 @@ pub struct SeedCounts {
     pub sync_metadata: u32,
     /// Users.
     pub users: u32,
+}
+
+/// One page of [`Store::list_all_metadata`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataPage {
+    /// The scopes, by `(org_id, seq)`.
+    pub entries: Vec<SyncMetadataEntry>,
+    /// `(org_id, seq)` of the last entry when another page follows.
+    pub next: Option<(u64, i64)>,
 }
 
 /// Where the store keeps its data.
@@ -452,6 +461,56 @@ impl Store {
         })?;
         rows.map(|json| serde_json::from_str(&json?).map_err(corrupt_json))
             .collect()
+    }
+
+    /// One page of every organization's sync scopes for an integration, ordered by
+    /// `(org_id, seq)` (an organization's scopes in [`Store::list_metadata`]'s order), after
+    /// `after` (the last `(org_id, seq)` of the previous page), at most `limit`: the entries
+    /// and, when more follow, the `(org_id, seq)` of the last one.
+    pub fn list_all_metadata(
+        &self,
+        integration: &str,
+        after: Option<(u64, i64)>,
+        limit: u32,
+    ) -> Result<MetadataPage, StoreError> {
+        let (after_org, after_seq) = match after {
+            Some((org_id, seq)) => (to_i64(org_id, "page token org_id")?, seq),
+            None => (i64::MIN, i64::MIN),
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT org_id, seq, metadata FROM sync_metadata
+             WHERE integration = ?1 AND (org_id, seq) > (?2, ?3)
+             ORDER BY org_id, seq LIMIT ?4",
+        )?;
+        // One row past the page says whether another page follows.
+        let rows = stmt.query_map(
+            params![integration, after_org, after_seq, i64::from(limit) + 1],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        let mut entries = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for row in rows {
+            let (org_id, seq, json) = row?;
+            if entries.len() == limit as usize {
+                more = true;
+                break;
+            }
+            let org_id = to_u64(org_id, "org_id")?;
+            let metadata: SyncMetadata = serde_json::from_str(&json).map_err(corrupt_json)?;
+            entries.push(SyncMetadataEntry { org_id, metadata });
+            last = Some((org_id, seq));
+        }
+        Ok(MetadataPage {
+            entries,
+            next: last.filter(|_| more),
+        })
     }
 
     /// The user behind a third-party user: by external id (for the query's integration), then

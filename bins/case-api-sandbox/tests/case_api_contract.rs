@@ -15,7 +15,7 @@ use case_api_sandbox::{
 use thirdparty_core::testkit::case_api_contract::{INTEGRATION, World};
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, CaseUpdate, Comment, CommentOutcome, ExternalReference,
-    NewComment, SyncMetadata, SyncSettings, User, UserQuery,
+    NewComment, SyncMetadata, SyncMetadataPage, SyncSettings, User, UserQuery,
 };
 
 fn seed(world: World) -> Seed {
@@ -142,6 +142,38 @@ impl CaseApi for StoreApi {
             .run(move |s| s.resolve_user(&query))
             .await
             .map_err(api_error)
+    }
+
+    /// The store's paging with the service's token (`{org_id}:{seq}`) and page sizes.
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        let after = page_token
+            .map(|t| {
+                let (org, seq) = t.split_once(':').unwrap_or_default();
+                match (org.parse(), seq.parse()) {
+                    (Ok(org), Ok(seq)) => Ok((org, seq)),
+                    _ => Err(CaseApiError::InvalidArgument(format!("page token `{t}`"))),
+                }
+            })
+            .transpose()?;
+        let limit = match page_size {
+            0 => case_api_sandbox::service::DEFAULT_PAGE_SIZE,
+            n => n.min(case_api_sandbox::service::MAX_PAGE_SIZE),
+        };
+        let integration = integration.to_owned();
+        let page = self
+            .0
+            .run(move |s| s.list_all_metadata(&integration, after, limit))
+            .await
+            .map_err(api_error)?;
+        Ok(SyncMetadataPage {
+            entries: page.entries,
+            next_page_token: page.next.map(|(org, seq)| format!("{org}:{seq}")),
+        })
     }
 }
 

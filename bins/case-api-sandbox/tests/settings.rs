@@ -121,6 +121,54 @@ async fn sync_metadata_comes_from_the_seed() {
 }
 
 #[tokio::test]
+async fn every_organization_s_sync_metadata_is_listed_and_unimplemented_is_typed() {
+    let server = start(demo_config(None)).await;
+    let api = client(&server, None).await;
+
+    let page = api.list_all_sync_metadata("jira", None, 0).await.unwrap();
+    let orgs: Vec<u64> = page.entries.iter().map(|e| e.org_id).collect();
+    assert_eq!(orgs, [ACME, GLOBEX]);
+    assert_eq!(page.next_page_token, None);
+    for entry in &page.entries {
+        assert_eq!(
+            vec![entry.metadata.clone()],
+            api.list_sync_metadata(entry.org_id, "jira").await.unwrap()
+        );
+    }
+    let first = api.list_all_sync_metadata("jira", None, 1).await.unwrap();
+    let second = api
+        .list_all_sync_metadata("jira", first.next_page_token.clone(), 1)
+        .await
+        .unwrap();
+    assert_eq!((first.entries.len(), second.entries.len()), (1, 1));
+    assert_eq!(second.entries[0].org_id, GLOBEX);
+    assert_eq!(second.next_page_token, None);
+    assert!(matches!(
+        api.list_all_sync_metadata("", None, 0).await,
+        Err(CaseApiError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        api.list_all_sync_metadata("jira", Some("12:x".into()), 0)
+            .await,
+        Err(CaseApiError::InvalidArgument(_))
+    ));
+
+    // A Case API without the RPC answers UNIMPLEMENTED: the client says so, typed.
+    server.faults().inject(
+        "ListAllSyncMetadata",
+        tonic::Code::Unimplemented,
+        1,
+        "unknown method",
+    );
+    assert_eq!(
+        api.list_all_sync_metadata("jira", None, 0).await,
+        Err(CaseApiError::Unimplemented("unknown method".into()))
+    );
+
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn users_resolve_by_external_id_then_email_then_display_name() {
     let server = start(demo_config(None)).await;
     let api = client(&server, None).await;

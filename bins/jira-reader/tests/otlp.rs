@@ -137,6 +137,9 @@ drain_timeout_ms = 5000
 [case_api]
 endpoint = "{case_api}"
 timeout_ms = 1000
+[pipeline]
+# No cache warming: the first try finds the caches cold, and warming's own trace stays out.
+warm_max_orgs = 0
 [health]
 listen = "{health}"
 [tracing]

@@ -11,7 +11,7 @@ use opentelemetry::propagation::Injector;
 use opentelemetry::trace::TraceContextExt as _;
 use thirdparty_core::{
     Case, CaseApi, CaseApiError, CaseUpdate, Comment, CommentOutcome, ExternalReference,
-    NewComment, SyncMetadata, SyncSettings, User, UserQuery,
+    NewComment, SyncMetadata, SyncMetadataPage, SyncSettings, User, UserQuery,
 };
 use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap, MetadataValue};
 use tonic::service::Interceptor;
@@ -267,12 +267,11 @@ pub fn classify_status(status: &Status, update: Option<&CaseUpdate>) -> CaseApiE
         Code::Unavailable | Code::ResourceExhausted => CaseApiError::Unavailable(message),
         Code::DeadlineExceeded | Code::Cancelled => CaseApiError::DeadlineExceeded(message),
         Code::Unauthenticated | Code::PermissionDenied => CaseApiError::Unauthorized(message),
-        Code::Ok
-        | Code::Unknown
-        | Code::AlreadyExists
-        | Code::Unimplemented
-        | Code::Internal
-        | Code::DataLoss => CaseApiError::Internal(format!("{:?}: {message}", status.code())),
+        // A Case API without the call (e.g. one that predates `ListAllSyncMetadata`).
+        Code::Unimplemented => CaseApiError::Unimplemented(message),
+        Code::Ok | Code::Unknown | Code::AlreadyExists | Code::Internal | Code::DataLoss => {
+            CaseApiError::Internal(format!("{:?}: {message}", status.code()))
+        }
     }
 }
 
@@ -581,6 +580,27 @@ impl CaseApi for GrpcCaseApi {
         }
     }
 
+    /// `ListAllSyncMetadata`; a server without it answers UNIMPLEMENTED, which is
+    /// [`CaseApiError::Unimplemented`].
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        let mut client = self.metadata.clone();
+        let request = self.request(pb::ListAllSyncMetadataRequest {
+            integration: integration.to_owned(),
+            page_size,
+            page_token: page_token.unwrap_or_default(),
+        });
+        let response = self
+            .deadline(client.list_all_sync_metadata(request))
+            .await
+            .map_err(|s| classify_status(&s, None))?;
+        SyncMetadataPage::try_from(response).map_err(malformed)
+    }
+
     async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError> {
         let mut client = self.users.clone();
         let request = self.request(pb::ResolveUserRequest {
@@ -699,12 +719,15 @@ mod tests {
         for code in [
             Code::Unknown,
             Code::Internal,
-            Code::Unimplemented,
             Code::DataLoss,
             Code::AlreadyExists,
         ] {
             assert!(matches!(class(code), CaseApiError::Internal(_)), "{code:?}");
         }
+        assert_eq!(
+            class(Code::Unimplemented),
+            CaseApiError::Unimplemented("m".into())
+        );
     }
 
     #[test]

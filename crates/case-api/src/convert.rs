@@ -671,6 +671,54 @@ impl TryFrom<pb::SyncMetadata> for tp::SyncMetadata {
     }
 }
 
+impl From<&tp::SyncMetadataEntry> for pb::SyncMetadataEntry {
+    fn from(e: &tp::SyncMetadataEntry) -> Self {
+        Self {
+            org_id: e.org_id,
+            metadata: Some((&e.metadata).into()),
+        }
+    }
+}
+
+impl TryFrom<pb::SyncMetadataEntry> for tp::SyncMetadataEntry {
+    type Error = WireError;
+
+    fn try_from(e: pb::SyncMetadataEntry) -> Result<Self, WireError> {
+        Ok(Self {
+            org_id: e.org_id,
+            metadata: e
+                .metadata
+                .ok_or_else(|| WireError::missing("entries.metadata"))?
+                .try_into()?,
+        })
+    }
+}
+
+impl From<&tp::SyncMetadataPage> for pb::ListAllSyncMetadataResponse {
+    fn from(page: &tp::SyncMetadataPage) -> Self {
+        Self {
+            entries: page.entries.iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// An empty `next_page_token` is the last page.
+impl TryFrom<pb::ListAllSyncMetadataResponse> for tp::SyncMetadataPage {
+    type Error = WireError;
+
+    fn try_from(r: pb::ListAllSyncMetadataResponse) -> Result<Self, WireError> {
+        Ok(Self {
+            entries: r
+                .entries
+                .into_iter()
+                .map(tp::SyncMetadataEntry::try_from)
+                .collect::<Result<_, _>>()?,
+            next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+}
+
 impl From<&tp::UserQuery> for pb::UserQuery {
     fn from(q: &tp::UserQuery) -> Self {
         Self {
@@ -865,6 +913,37 @@ mod tests {
         };
         let back = tp::SyncMetadata::try_from(pb::SyncMetadata::from(&metadata)).unwrap();
         assert_eq!(back, metadata);
+
+        let page = tp::SyncMetadataPage {
+            entries: vec![tp::SyncMetadataEntry {
+                org_id: 1,
+                metadata: metadata.clone(),
+            }],
+            next_page_token: Some("1:7".into()),
+        };
+        let wire = pb::ListAllSyncMetadataResponse::from(&page);
+        assert_eq!(wire.next_page_token, "1:7");
+        assert_eq!(tp::SyncMetadataPage::try_from(wire).unwrap(), page);
+        let last = tp::SyncMetadataPage {
+            next_page_token: None,
+            ..page
+        };
+        let wire = pb::ListAllSyncMetadataResponse::from(&last);
+        assert_eq!(wire.next_page_token, "", "the last page has no token");
+        assert_eq!(tp::SyncMetadataPage::try_from(wire).unwrap(), last);
+        let no_metadata = pb::ListAllSyncMetadataResponse {
+            entries: vec![pb::SyncMetadataEntry {
+                org_id: 1,
+                metadata: None,
+            }],
+            next_page_token: String::new(),
+        };
+        assert_eq!(
+            tp::SyncMetadataPage::try_from(no_metadata)
+                .unwrap_err()
+                .field,
+            "entries.metadata"
+        );
     }
 
     #[test]

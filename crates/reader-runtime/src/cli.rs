@@ -452,6 +452,9 @@ fn pipeline<F: Flavor>(
             negative_cache_ttl: time::Duration::try_from(p.negative_cache_ttl)
                 .unwrap_or(time::Duration::MAX),
             cache_capacity: p.cache_capacity,
+            warm_max_orgs: p.warm_max_orgs,
+            warm_timeout: p.warm_timeout,
+            warm_page_size: thirdparty_core::warm::DEFAULT_WARM_PAGE_SIZE,
         })
         .build()
 }
@@ -577,6 +580,12 @@ async fn run<F: Flavor>(config_path: Option<&Path>, args: RunArgs) -> Result<Exi
         pipeline.clone(),
         stop.clone(),
     ));
+    // `/ready` waits for the sync-metadata cache to be warmed (a dry run's too: it only reads);
+    // the consumer joins its group meanwhile. Bounded, and never fails the start.
+    tokio::spawn(warm_caches(
+        pipeline.clone(),
+        WarmingGate::new(health.clone()),
+    ));
     tracing::info!(
         flavor = F::NAME, %topic, brokers = %config.kafka.brokers,
         dry_run = config.pipeline.dry_run, "reader starting"
@@ -638,6 +647,31 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Holds `/ready` back ("warming caches") from its creation until it is dropped, however the
+/// warm-up ends.
+#[derive(Debug)]
+struct WarmingGate(Arc<Health>);
+
+impl WarmingGate {
+    fn new(health: Arc<Health>) -> Self {
+        health.warming(true);
+        Self(health)
+    }
+}
+
+impl Drop for WarmingGate {
+    fn drop(&mut self) {
+        self.0.warming(false);
+    }
+}
+
+/// Fills the pipeline's sync-metadata cache (`Pipeline::warm_caches`: bounded by
+/// `warm_max_orgs` and `warm_timeout_s`, logs how it ended), then opens `gate`.
+async fn warm_caches(pipeline: Arc<Pipeline>, gate: WarmingGate) {
+    pipeline.warm_caches().await;
+    drop(gate);
 }
 
 /// Checks the Case API's gRPC health every 5 s for `/ready`.
@@ -789,6 +823,49 @@ mod tests {
                 processor: Arc::new(Stub),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_warm_up_holds_ready_back_until_it_ends_however_it_ends() {
+        let api = Arc::new(InMemoryCaseApi::new());
+        api.insert_metadata(SyncMetadata {
+            org_id: 7,
+            integration: "stub".into(),
+            project_id: "p".into(),
+            scope: Default::default(),
+            custom_fields: Default::default(),
+            own_user_ids: Default::default(),
+        });
+        let health = Arc::new(Health::new(Duration::from_secs(60)));
+        health.assigned(1);
+        health.case_api(true);
+        for unsupported in [false, true] {
+            if unsupported {
+                api.without_list_all();
+            }
+            let Stages {
+                decoder,
+                filterer,
+                processor,
+            } = StubFlavor::stages(&NoSettings {});
+            let pipeline =
+                Arc::new(Pipeline::builder(decoder, filterer, processor, api.clone()).build());
+            let gate = WarmingGate::new(health.clone());
+            assert_eq!(health.ready().unwrap_err(), "warming caches");
+            warm_caches(pipeline.clone(), gate).await;
+            assert!(health.ready().is_ok(), "unsupported: {unsupported}");
+            assert_eq!(pipeline.metadata_cache().len(), usize::from(!unsupported));
+        }
+        // A warm-up that never ends normally (its task cancelled) opens the gate too.
+        let gate = WarmingGate::new(health.clone());
+        let task = tokio::spawn(async move {
+            let _gate = gate;
+            std::future::pending::<()>().await;
+        });
+        assert!(health.ready().is_err());
+        task.abort();
+        let _ = task.await;
+        assert!(health.ready().is_ok());
     }
 
     #[tokio::test]

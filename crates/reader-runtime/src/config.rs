@@ -252,6 +252,13 @@ pub struct PipelineSection {
     pub cache_capacity: usize,
     /// Re-reads of a case after a version conflict before giving up on the changelog.
     pub max_conflict_retries: u32,
+    /// Organizations whose sync metadata is loaded into the cache at start, before `/ready`
+    /// (`docs/design.md`, "Delivery"); never more than `cache_capacity`. 0 turns warming off.
+    pub warm_max_orgs: usize,
+    /// How long warming may hold `/ready` back (`warm_timeout_s`, in seconds, 1 to 600); then
+    /// the rest of the cache starts cold.
+    #[serde(rename = "warm_timeout_s", with = "duration_as::secs")]
+    pub warm_timeout: Duration,
 }
 
 impl Default for PipelineSection {
@@ -262,6 +269,8 @@ impl Default for PipelineSection {
             negative_cache_ttl: Duration::from_secs(30),
             cache_capacity: 10_000,
             max_conflict_retries: 3,
+            warm_max_orgs: thirdparty_core::warm::DEFAULT_WARM_MAX_ORGS,
+            warm_timeout: thirdparty_core::warm::DEFAULT_WARM_TIMEOUT,
         }
     }
 }
@@ -527,6 +536,12 @@ impl<I> Config<I> {
                 "must be between 1 and pipeline.cache_ttl_s",
             ));
         }
+        if !(SECOND..=TEN_MINUTES).contains(&self.pipeline.warm_timeout) {
+            return Err(invalid(
+                "pipeline.warm_timeout_s",
+                "must be between 1 and 600 (10 minutes)",
+            ));
+        }
         if !(MILLISECOND..=TEN_MINUTES).contains(&k.drain_timeout) {
             return Err(invalid(
                 "kafka.drain_timeout_ms",
@@ -683,6 +698,30 @@ mod tests {
             let err = Config::<Flavor>::from_toml(text, env(&[])).unwrap_err();
             assert!(
                 err.to_string().contains("pipeline.negative_cache_ttl_s"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn warming_is_bounded_by_organizations_and_time() {
+        let c: Config<Flavor> = Config::from_toml("", env(&[])).unwrap();
+        assert_eq!(c.pipeline.warm_max_orgs, 10_000);
+        assert_eq!(c.pipeline.warm_timeout, Duration::from_secs(30));
+        let c: Config<Flavor> = Config::from_toml(
+            "[pipeline]\nwarm_max_orgs = 0\nwarm_timeout_s = 5",
+            env(&[("CTPR_PIPELINE__WARM_TIMEOUT_S", "7")]),
+        )
+        .unwrap();
+        assert_eq!(c.pipeline.warm_max_orgs, 0, "0: off");
+        assert_eq!(c.pipeline.warm_timeout, Duration::from_secs(7));
+        for text in [
+            "[pipeline]\nwarm_timeout_s = 0",
+            "[pipeline]\nwarm_timeout_s = 601",
+        ] {
+            let err = Config::<Flavor>::from_toml(text, env(&[])).unwrap_err();
+            assert!(
+                err.to_string().contains("pipeline.warm_timeout_s"),
                 "{text}: {err}"
             );
         }

@@ -30,6 +30,8 @@ pub struct Health {
     joined_group: AtomicBool,
     assigned: AtomicUsize,
     case_api_serving: AtomicBool,
+    /// The sync-metadata cache is being warmed (`/ready` waits for it).
+    warming: AtomicBool,
     stopping: AtomicBool,
     /// The last Kafka client error before the group was joined (TLS or SASL refused, brokers
     /// down), for `/ready` to say why it is not ready.
@@ -51,6 +53,7 @@ impl Health {
             joined_group: AtomicBool::new(false),
             assigned: AtomicUsize::new(0),
             case_api_serving: AtomicBool::new(false),
+            warming: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             kafka_error: Mutex::new(None),
             kafka_fatal: Mutex::new(None),
@@ -108,6 +111,12 @@ impl Health {
         self.case_api_serving.store(serving, Ordering::Relaxed);
     }
 
+    /// Cache warming started (`true`: `/ready` answers "warming caches") or ended, whatever
+    /// its outcome (`false`). Not warming until told so.
+    pub fn warming(&self, warming: bool) {
+        self.warming.store(warming, Ordering::Relaxed);
+    }
+
     /// Shutdown began: not ready any more.
     pub fn stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);
@@ -142,22 +151,31 @@ impl Health {
         Ok(())
     }
 
-    /// `Err(why)` until the reader is in its group and the Case API is serving.
+    /// `Err(why)` until the reader is in its group, the Case API is serving and the cache
+    /// warm-up is over. While warming, `why` starts with `warming caches` (and goes on with
+    /// what else is missing: the group may be joined meanwhile).
     pub fn ready(&self) -> Result<(), String> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err("shutting down".into());
         }
-        if !self.joined_group.load(Ordering::Relaxed) {
+        let warming = self.warming.load(Ordering::Relaxed);
+        let missing = if !self.joined_group.load(Ordering::Relaxed) {
             let last = self.kafka_error.lock().unwrap_or_else(|e| e.into_inner());
-            return Err(match last.as_deref() {
+            Some(match last.as_deref() {
                 Some(error) => format!("no partition assignment yet; last kafka error: {error}"),
                 None => "no partition assignment yet".into(),
-            });
+            })
+        } else if !self.case_api_serving.load(Ordering::Relaxed) {
+            Some("case api not serving".into())
+        } else {
+            None
+        };
+        match (warming, missing) {
+            (false, None) => Ok(()),
+            (false, Some(why)) => Err(why),
+            (true, None) => Err("warming caches".into()),
+            (true, Some(why)) => Err(format!("warming caches; {why}")),
         }
-        if !self.case_api_serving.load(Ordering::Relaxed) {
-            return Err("case api not serving".into());
-        }
-        Ok(())
     }
 
     /// Partitions currently assigned.
@@ -233,6 +251,24 @@ mod tests {
         assert!(h.ready().is_ok());
         h.stopping();
         assert!(h.ready().is_err());
+    }
+
+    #[test]
+    fn readiness_waits_for_the_cache_warm_up_and_liveness_does_not() {
+        let h = Health::new(Duration::from_secs(60));
+        h.warming(true);
+        assert_eq!(
+            h.ready().unwrap_err(),
+            "warming caches; no partition assignment yet"
+        );
+        h.assigned(1);
+        h.case_api(true);
+        assert_eq!(h.ready().unwrap_err(), "warming caches");
+        assert!(h.live().is_ok(), "/live is not about warming");
+        h.warming(false);
+        assert!(h.ready().is_ok());
+        h.case_api(false);
+        assert_eq!(h.ready().unwrap_err(), "case api not serving");
     }
 
     #[test]

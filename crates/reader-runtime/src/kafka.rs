@@ -711,7 +711,12 @@ impl PartitionWorker {
                 offset,
             }),
         };
-        let key = self.shared.pipeline.ordering_key(&payload);
+        // Decoders never panic (their contract); if one did, the message runs without a key and
+        // its handling, which decodes it again under `catch_unwind`, reports the panic.
+        let key = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.shared.pipeline.ordering_key(&payload)
+        }))
+        .unwrap_or(None);
         InFlightMessage {
             offset,
             timestamp,

@@ -158,6 +158,34 @@ where
         }
     }
 
+    /// Stores `value` for `key` as if it had just been loaded: fresh for the cache's TTL (the
+    /// negative TTL for a negative answer). Replaces what the key held.
+    pub fn insert(&self, key: K, value: V) {
+        self.insert_with_ttl(key, value, self.ttl);
+    }
+
+    /// [`TtlCache::insert`], fresh for `ttl` only (never longer than [`TtlCache::insert`]
+    /// would keep it): how cache warming spreads the expiry of what it loads at once.
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        let entry = self.entry(value);
+        let expires_at = match self.clock.now().checked_add(ttl) {
+            Some(at) => entry.expires_at.min(at),
+            None => entry.expires_at,
+        };
+        self.inner.insert(
+            key,
+            Entry {
+                expires_at,
+                ..entry
+            },
+        );
+    }
+
+    /// Forgets `key`'s entry, if any (the next look-up loads it).
+    pub fn remove(&self, key: &K) {
+        self.inner.remove(key);
+    }
+
     /// Drops every entry (e.g. after a configuration change).
     pub fn clear(&self) {
         self.inner.clear();
@@ -328,6 +356,34 @@ mod tests {
             assert_eq!(v, Ok(k + 10), "reloaded after clear");
         }
         assert_eq!(cache.stats(), CacheStats { hits: 0, loads: 6 });
+    }
+
+    #[tokio::test]
+    async fn an_inserted_value_is_served_until_its_ttl_as_if_loaded() {
+        let clock = Arc::new(ManualClock::new(datetime!(2024-01-01 0:00 UTC)));
+        let cache: TtlCache<u32, Option<u32>> =
+            TtlCache::new(10, Duration::minutes(5), clock.clone())
+                .with_negative_ttl(Duration::seconds(30), Option::is_none);
+        cache.insert(1, Some(10));
+        cache.insert(2, None);
+        cache.insert_with_ttl(3, Some(30), Duration::minutes(2));
+        // Never longer than `insert` would keep it: a negative answer keeps its 30 s.
+        cache.insert_with_ttl(4, None, Duration::minutes(2));
+        let load = |value: Option<u32>| move || async move { Ok::<_, ()>(value) };
+        for (key, held) in [(1, Some(10)), (2, None), (3, Some(30)), (4, None)] {
+            assert_eq!(cache.get_or_try_load(&key, load(Some(0))).await, Ok(held));
+        }
+        assert_eq!(cache.stats(), CacheStats { hits: 4, loads: 0 });
+        clock.advance(Duration::seconds(30));
+        assert_eq!(cache.get_or_try_load(&2, load(Some(2))).await, Ok(Some(2)));
+        assert_eq!(cache.get_or_try_load(&4, load(Some(4))).await, Ok(Some(4)));
+        clock.advance(Duration::seconds(90));
+        assert_eq!(cache.get_or_try_load(&3, load(Some(3))).await, Ok(Some(3)));
+        assert_eq!(cache.get_or_try_load(&1, load(Some(1))).await, Ok(Some(10)));
+        clock.advance(Duration::minutes(3));
+        assert_eq!(cache.get_or_try_load(&1, load(Some(1))).await, Ok(Some(1)));
+        cache.remove(&1);
+        assert_eq!(cache.get_or_try_load(&1, load(Some(5))).await, Ok(Some(5)));
     }
 
     #[tokio::test]

@@ -665,6 +665,25 @@ impl SyncMetadata {
     }
 }
 
+/// One sync scope of one organization, as [`crate::CaseApi::list_all_sync_metadata`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncMetadataEntry {
+    /// The organization the scope belongs to (the cache key warming files it under).
+    pub org_id: u64,
+    /// The scope, as [`crate::CaseApi::list_sync_metadata`] returns it for that organization.
+    pub metadata: SyncMetadata,
+}
+
+/// One page of [`crate::CaseApi::list_all_sync_metadata`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncMetadataPage {
+    /// Ordered by organization, then as `list_sync_metadata` orders an organization's scopes;
+    /// one organization's entries may continue on the next page.
+    pub entries: Vec<SyncMetadataEntry>,
+    /// The token of the next page; `None` when nothing follows.
+    pub next_page_token: Option<String>,
+}
+
 /// How to find the case user behind a third-party user.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserQuery {

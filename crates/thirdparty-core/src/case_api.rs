@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use crate::case::{
     Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment, SyncMetadata,
-    SyncSettings, User, UserQuery,
+    SyncMetadataPage, SyncSettings, User, UserQuery,
 };
 use crate::error::CaseApiError;
 
@@ -66,6 +66,28 @@ pub trait CaseApi: Send + Sync + fmt::Debug {
 
     /// The case user behind a third-party user, if one matches.
     async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError>;
+
+    /// One page of every organization's sync scopes for an integration (`ListAllSyncMetadata`),
+    /// for cache warming: `page_token` is `None` for the first page, then the previous page's
+    /// `next_page_token`; `page_size` bounds the entries (0: the implementation's default).
+    /// Entries come ordered by organization, an organization's in the order
+    /// [`CaseApi::list_sync_metadata`] gives them, so gathering one organization's entries
+    /// across pages yields exactly its `list_sync_metadata` answer. A token the implementation
+    /// did not issue is [`CaseApiError::InvalidArgument`].
+    ///
+    /// Optional: the default answers [`CaseApiError::Unimplemented`] (as a Case API without the
+    /// RPC does), and warming then leaves the cache cold. Wrappers must forward it.
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        let _ = (integration, page_token, page_size);
+        Err(CaseApiError::Unimplemented(
+            "list_all_sync_metadata is not offered by this case api".into(),
+        ))
+    }
 }
 
 /// Wraps a [`CaseApi`] so every call runs in a span named as `docs/design.md` ("Names operators key on") names it (`get_case`,
@@ -169,6 +191,24 @@ impl<A: CaseApi> CaseApi for Traced<A> {
             .instrument(tracing::info_span!("resolve_user", org_id = query.org_id))
             .await
     }
+
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        let first_page = page_token.is_none();
+        self.0
+            .list_all_sync_metadata(integration, page_token, page_size)
+            .instrument(tracing::info_span!(
+                "list_all_sync_metadata",
+                integration,
+                page_size,
+                first_page
+            ))
+            .await
+    }
 }
 
 #[async_trait]
@@ -224,5 +264,16 @@ impl<A: CaseApi + ?Sized> CaseApi for std::sync::Arc<A> {
 
     async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError> {
         (**self).resolve_user(query).await
+    }
+
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        (**self)
+            .list_all_sync_metadata(integration, page_token, page_size)
+            .await
     }
 }

@@ -113,9 +113,17 @@ pub enum CaseApiError {
     /// Our credentials were refused (`UNAUTHENTICATED`, `PERMISSION_DENIED`).
     #[error("unauthorized: {0}")]
     Unauthorized(String),
-    /// The server failed (`INTERNAL`, `UNKNOWN`, `DATA_LOSS`, `UNIMPLEMENTED`).
+    /// The server failed (`INTERNAL`, `UNKNOWN`, `DATA_LOSS`, `ALREADY_EXISTS`).
     #[error("server error: {0}")]
     Internal(String),
+    /// The server, or this implementation of [`crate::CaseApi`], does not offer the call
+    /// (`UNIMPLEMENTED`; the default of an optional trait method such as
+    /// [`crate::CaseApi::list_all_sync_metadata`]). Only cache warming makes such calls, and it
+    /// starts cold on this answer; were a call the pipeline needs unimplemented (a Case API of
+    /// the wrong version), it is classed retry like [`CaseApiError::Internal`]: a deployment
+    /// fault, never a reason to acknowledge a change that was not applied.
+    #[error("unimplemented: {0}")]
+    Unimplemented(String),
 }
 
 /// What to do with a message whose handling failed.
@@ -182,7 +190,8 @@ impl HandleError {
                 | CaseApiError::Unavailable(_)
                 | CaseApiError::DeadlineExceeded(_)
                 | CaseApiError::Unauthorized(_)
-                | CaseApiError::Internal(_) => ErrorClass::Retry,
+                | CaseApiError::Internal(_)
+                | CaseApiError::Unimplemented(_) => ErrorClass::Retry,
             },
         }
     }
@@ -199,6 +208,7 @@ impl HandleError {
                 CaseApiError::DeadlineExceeded(_) => "deadline_exceeded",
                 CaseApiError::Unauthorized(_) => "unauthorized",
                 CaseApiError::Internal(_) => "internal",
+                CaseApiError::Unimplemented(_) => "unimplemented",
             },
         }
     }
@@ -268,6 +278,10 @@ mod tests {
             ),
             (
                 HandleError::api("u", CaseApiError::Internal("x".into())),
+                ErrorClass::Retry,
+            ),
+            (
+                HandleError::api("u", CaseApiError::Unimplemented("x".into())),
                 ErrorClass::Retry,
             ),
             (

@@ -7,6 +7,7 @@
 //! - [`Pipeline`]: the runner (decode -> pre-filter -> look-up -> filter -> process);
 //! - [`HandleError::class`]: the one place errors are classified (skip / retry / discard);
 //! - [`TtlCache`]: TTL + capacity caches for metadata and settings;
+//! - [`Pipeline::warm_caches`]: fills the sync-metadata cache before a reader reports ready;
 //! - `testkit` (feature): an in-memory [`CaseApi`] and the contract suite every integration runs.
 
 pub mod assignee;
@@ -29,12 +30,13 @@ pub mod skip_list;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod warm;
 
 pub use cache::{CacheStats, TtlCache};
 pub use case::{
     Case, CaseUpdate, Comment, CommentOutcome, ConflictPolicy, ExternalReference, FieldChange,
-    FieldWrite, NewComment, SourceWatermark, SyncMetadata, SyncSettings, SyncType, SyncWrite,
-    UpdateWriter, User, UserQuery, Writer,
+    FieldWrite, NewComment, SourceWatermark, SyncMetadata, SyncMetadataEntry, SyncMetadataPage,
+    SyncSettings, SyncType, SyncWrite, UpdateWriter, User, UserQuery, Writer,
 };
 pub use case_api::CaseApi;
 pub use changelog::{Author, CaseField, Changelog, ChangelogType, Fnv1a, normalize_site, present};
@@ -50,3 +52,4 @@ pub use pipeline::{
 pub use processor::{ProcessOutcome, Processor};
 pub use read_only::ReadOnly;
 pub use skip_list::{MessagePosition, SkipEntry, SkipList};
+pub use warm::{WarmOutcome, WarmStop};

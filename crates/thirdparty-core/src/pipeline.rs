@@ -27,6 +27,7 @@ use crate::processor::{ProcessOutcome, Processor};
 use crate::read_only::ReadOnly;
 use crate::skip_list::{MessagePosition, SkipList};
 use crate::telemetry::{Telemetry, spans};
+use crate::warm::{DEFAULT_WARM_MAX_ORGS, DEFAULT_WARM_PAGE_SIZE, DEFAULT_WARM_TIMEOUT};
 
 /// One message to handle.
 #[derive(Debug, Clone)]
@@ -120,11 +121,19 @@ pub struct PipelineConfig {
     pub negative_cache_ttl: Duration,
     /// Entries per cache.
     pub cache_capacity: usize,
+    /// The most organizations [`Pipeline::warm_caches`] caches (never more than
+    /// `cache_capacity`: more would evict what it just loaded); 0 turns warming off.
+    pub warm_max_orgs: usize,
+    /// How long [`Pipeline::warm_caches`] may take before it gives up and leaves the rest cold.
+    pub warm_timeout: std::time::Duration,
+    /// Entries [`Pipeline::warm_caches`] asks for per page.
+    pub warm_page_size: u32,
 }
 
 impl PipelineConfig {
     /// Defaults for a flavor: 3 conflict retries, 5-minute caches (30 s for negative answers),
-    /// writes enabled.
+    /// writes enabled, warming of up to [`DEFAULT_WARM_MAX_ORGS`] organizations within
+    /// [`DEFAULT_WARM_TIMEOUT`].
     pub fn new(flavor: impl Into<String>) -> Self {
         Self {
             flavor: flavor.into(),
@@ -133,6 +142,9 @@ impl PipelineConfig {
             cache_ttl: DEFAULT_TTL,
             negative_cache_ttl: DEFAULT_NEGATIVE_TTL,
             cache_capacity: DEFAULT_CAPACITY,
+            warm_max_orgs: DEFAULT_WARM_MAX_ORGS,
+            warm_timeout: DEFAULT_WARM_TIMEOUT,
+            warm_page_size: DEFAULT_WARM_PAGE_SIZE,
         }
     }
 }
@@ -250,6 +262,16 @@ impl Pipeline {
     /// The configuration.
     pub fn config(&self) -> &PipelineConfig {
         &self.config
+    }
+
+    /// The integration whose changes this pipeline handles (the decoder's).
+    pub fn integration(&self) -> &'static str {
+        self.decoder.integration()
+    }
+
+    /// The case API the pipeline calls (traced).
+    pub(crate) fn api(&self) -> &dyn CaseApi {
+        &self.api
     }
 
     /// The metadata cache (for statistics).

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::case::{
     Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment, SyncMetadata,
-    SyncSettings, User, UserQuery,
+    SyncMetadataPage, SyncSettings, User, UserQuery,
 };
 use crate::case_api::CaseApi;
 use crate::error::CaseApiError;
@@ -124,5 +124,16 @@ impl CaseApi for ReadOnly<'_> {
 
     async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError> {
         self.inner.resolve_user(query).await
+    }
+
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        self.inner
+            .list_all_sync_metadata(integration, page_token, page_size)
+            .await
     }
 }

@@ -7,7 +7,7 @@
 use crate::decision::DecisionRecord;
 use std::sync::Arc;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 
 use crate::changelog::Changelog;
 use crate::error::{HandleError, truncate_for_log};
@@ -46,6 +46,10 @@ pub const CONSUMER_LAG: &str = "dd.case.kafka_consumer.lag";
 /// Age in seconds of the oldest message not yet handled (gauge; tags `flavor`, `topic`,
 /// `partition`).
 pub const CONSUMER_LAG_SECONDS: &str = "dd.case.kafka_consumer.lag_seconds";
+/// Organizations whose sync metadata the last start-up warm-up put in the cache before the
+/// reader reported ready (gauge; tag `flavor`): 0 when warming was off, unsupported by the Case
+/// API or failed at once (`Pipeline::warm_caches`).
+pub const CACHE_WARMED_ORGS: &str = "dd.case_third_party_reader.cache_warmed_orgs";
 
 /// The metrics the alerts and the latency SLO are written on (`deploy/observability/`), besides
 /// every flavor's filtered counter: `cargo xtask observability-check` holds the monitors and
@@ -255,6 +259,12 @@ impl Telemetry {
     /// (and a restarted one handles the message again).
     pub fn retries_exhausted(&self, error: &HandleError) {
         counter!(RETRIES, "flavor" => self.flavor.clone(), "error" => error.kind()).increment(1);
+    }
+
+    /// A cache warm-up ended with `orgs` organizations' sync metadata cached ([`CACHE_WARMED_ORGS`]).
+    pub fn cache_warmed(&self, orgs: u64) {
+        // A gauge of a count: exact far beyond any number of organizations.
+        gauge!(CACHE_WARMED_ORGS, "flavor" => self.flavor.clone()).set(orgs as f64);
     }
 
     /// A message was skipped by the operator skip list: counted in `message_skipped` and as

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::case::{
-    Case, CaseUpdate, ExternalReference, FieldChange, NewComment, SyncMetadata, SyncSettings,
-    SyncType, UpdateWriter, User, UserQuery,
+    Case, CaseUpdate, ExternalReference, FieldChange, NewComment, SyncMetadata, SyncMetadataEntry,
+    SyncSettings, SyncType, UpdateWriter, User, UserQuery,
 };
 use crate::case_api::CaseApi;
 use crate::changelog::{Author, CaseField, Changelog, ChangelogType};
@@ -27,8 +27,12 @@ use crate::error::CaseApiError;
 pub const ORG: u64 = 4242;
 /// Another organization, with nothing in it.
 pub const OTHER_ORG: u64 = 4343;
+/// A third organization, with two sync scopes and nothing else.
+pub const SCOPED_ORG: u64 = 4444;
 /// The integration of the world.
 pub const INTEGRATION: &str = "contract";
+/// Another integration, with one sync scope of [`ORG`].
+pub const OTHER_INTEGRATION: &str = "contract-other";
 /// Case A: item `1` on site `a.example.com`.
 pub const CASE_A: &str = "case-contract-a";
 /// Case B: item `1` on site `b.example.com` (same id, another site).
@@ -69,10 +73,22 @@ fn case(id: &str, site: &str) -> Case {
     }
 }
 
+/// A sync scope of `org_id` for `integration`, applying to `project_id`.
+fn scope(org_id: u64, integration: &str, project_id: &str, account: &str) -> SyncMetadata {
+    SyncMetadata {
+        org_id,
+        integration: integration.into(),
+        project_id: project_id.into(),
+        scope: BTreeMap::from([("account_id".into(), BTreeSet::from([account.to_owned()]))]),
+        custom_fields: BTreeMap::new(),
+        own_user_ids: BTreeSet::new(),
+    }
+}
+
 /// The world every check starts from.
 pub fn world() -> World {
     World {
-        orgs: vec![ORG, OTHER_ORG],
+        orgs: vec![ORG, OTHER_ORG, SCOPED_ORG],
         cases: vec![case(CASE_A, "a.example.com"), case(CASE_B, "b.example.com")],
         settings: vec![SyncSettings {
             org_id: ORG,
@@ -93,17 +109,16 @@ pub fn world() -> World {
             conflict_policy: Default::default(),
             field_conflict_policies: Default::default(),
         }],
-        metadata: vec![SyncMetadata {
-            org_id: ORG,
-            integration: INTEGRATION.into(),
-            project_id: "project-1".into(),
-            scope: BTreeMap::from([(
-                "account_id".into(),
-                BTreeSet::from(["a.example.com".to_owned()]),
-            )]),
-            custom_fields: BTreeMap::new(),
-            own_user_ids: BTreeSet::from(["bot-1".to_owned()]),
-        }],
+        // Not in listing order: by organization first, an organization's in this order.
+        metadata: vec![
+            scope(SCOPED_ORG, INTEGRATION, "project-2", "c.example.com"),
+            SyncMetadata {
+                own_user_ids: BTreeSet::from(["bot-1".to_owned()]),
+                ..scope(ORG, INTEGRATION, "project-1", "a.example.com")
+            },
+            scope(ORG, OTHER_INTEGRATION, "project-1", "a.example.com"),
+            scope(SCOPED_ORG, INTEGRATION, "project-3", "d.example.com"),
+        ],
         users: vec![(
             ORG,
             User {
@@ -297,6 +312,84 @@ pub async fn settings_metadata_and_users(api: &dyn CaseApi) {
     assert_eq!(api.resolve_user(&query("nobody")).await.unwrap(), None);
 }
 
+/// Every page of `list_all_sync_metadata(integration)` at `page_size`, gathered (at most
+/// `max_pages`, each at most `page_size` entries when it is not 0).
+async fn list_all(
+    api: &dyn CaseApi,
+    integration: &str,
+    page_size: u32,
+    max_pages: usize,
+) -> (Vec<SyncMetadataEntry>, usize) {
+    let (mut entries, mut pages, mut token) = (Vec::new(), 0, None);
+    loop {
+        let page = api
+            .list_all_sync_metadata(integration, token, page_size)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(pages <= max_pages, "more than {max_pages} pages");
+        if page_size > 0 {
+            assert!(page.entries.len() <= page_size as usize, "{page:?}");
+        }
+        entries.extend(page.entries);
+        match page.next_page_token {
+            Some(next) => token = Some(next),
+            None => return (entries, pages),
+        }
+    }
+}
+
+/// Every organization's sync metadata for an integration, in pages: ordered by organization
+/// (an organization's as `list_sync_metadata` orders them), so gathering an organization's
+/// entries gives exactly its `list_sync_metadata` answer, whatever the page size and however
+/// the pages split an organization; other integrations' scopes are not listed; the last page
+/// has no token; a token the implementation did not issue is invalid.
+pub async fn all_sync_metadata_is_listed_in_pages(api: &dyn CaseApi) {
+    let mut expected = Vec::new();
+    for org_id in [ORG, SCOPED_ORG] {
+        for metadata in api.list_sync_metadata(org_id, INTEGRATION).await.unwrap() {
+            expected.push(SyncMetadataEntry { org_id, metadata });
+        }
+    }
+    let projects: Vec<&str> = expected
+        .iter()
+        .map(|e| e.metadata.project_id.as_str())
+        .collect();
+    assert_eq!(projects, ["project-1", "project-2", "project-3"]);
+
+    // Two pages at most two a page: the second organization's scopes are split between them.
+    let first = api
+        .list_all_sync_metadata(INTEGRATION, None, 2)
+        .await
+        .unwrap();
+    assert!(first.next_page_token.is_some(), "a second page: {first:?}");
+    for (page_size, pages) in [(2, 2), (1, 3), (0, 1), (1000, 1)] {
+        let (listed, got) = list_all(api, INTEGRATION, page_size, pages).await;
+        assert_eq!(listed, expected, "page size {page_size}");
+        assert_eq!(got, pages, "pages of {page_size}");
+    }
+
+    let (other, _) = list_all(api, OTHER_INTEGRATION, 0, 1).await;
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert_eq!(
+        (other[0].org_id, other[0].metadata.integration.as_str()),
+        (ORG, OTHER_INTEGRATION)
+    );
+    let nothing = api
+        .list_all_sync_metadata("no-such-integration", None, 0)
+        .await
+        .unwrap();
+    assert!(nothing.entries.is_empty() && nothing.next_page_token.is_none());
+    assert!(
+        matches!(
+            api.list_all_sync_metadata(INTEGRATION, Some("not-a-token".into()), 2)
+                .await,
+            Err(CaseApiError::InvalidArgument(_))
+        ),
+        "a token that was never issued"
+    );
+}
+
 /// Invokes the whole `CaseApi` contract suite: one test per check. The argument is a path to an
 /// `async fn(World) -> T` returning a seeded instance, where `T: AsRef<dyn CaseApi>` (an
 /// `Arc<dyn CaseApi>`, or a holder that also keeps a server alive). The calling crate needs
@@ -329,6 +422,12 @@ macro_rules! case_api_contract_tests {
             async fn settings_metadata_and_users() {
                 let api = $seeded(contract::world()).await;
                 contract::settings_metadata_and_users(api.as_ref()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn all_sync_metadata_is_listed_in_pages() {
+                let api = $seeded(contract::world()).await;
+                contract::all_sync_metadata_is_listed_in_pages(api.as_ref()).await;
             }
         }
     };

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::case::{
     Case, CaseUpdate, Comment, CommentOutcome, ExternalReference, NewComment, SyncMetadata,
-    SyncSettings, User, UserQuery,
+    SyncMetadataEntry, SyncMetadataPage, SyncSettings, User, UserQuery,
 };
 use crate::case_api::CaseApi;
 use crate::error::CaseApiError;
@@ -32,10 +32,12 @@ pub struct CallCounts {
     pub list_sync_metadata: u64,
     /// `resolve_user`
     pub resolve_user: u64,
+    /// `list_all_sync_metadata` (pages asked for)
+    pub list_all_sync_metadata: u64,
 }
 
 impl CallCounts {
-    /// Every call but `list_sync_metadata`.
+    /// Every call but the sync-metadata ones (`list_sync_metadata`, `list_all_sync_metadata`).
     pub fn other_than_metadata(&self) -> u64 {
         self.get_case
             + self.find_case
@@ -46,6 +48,11 @@ impl CallCounts {
             + self.resolve_user
     }
 }
+
+/// Entries of a `list_all_sync_metadata` page when the caller asks for 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// The most entries a `list_all_sync_metadata` page holds, whatever the caller asks.
+pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// A user and the third-party ids that name them.
 #[derive(Debug, Clone)]
@@ -65,6 +72,7 @@ struct State {
     faults: VecDeque<Option<CaseApiError>>,
     conflicts_before_update: u32,
     next_comment: u64,
+    list_all_unimplemented: bool,
 }
 
 /// A snapshot of everything a reader can change: cases and comments.
@@ -115,6 +123,13 @@ impl InMemoryCaseApi {
     /// Adds a sync scope.
     pub fn insert_metadata(&self, metadata: SyncMetadata) -> &Self {
         self.lock().metadata.push(metadata);
+        self
+    }
+
+    /// Makes `list_all_sync_metadata` answer [`CaseApiError::Unimplemented`], as a Case API
+    /// that predates the RPC does (every other call is unaffected).
+    pub fn without_list_all(&self) -> &Self {
+        self.lock().list_all_unimplemented = true;
         self
     }
 
@@ -316,6 +331,58 @@ impl CaseApi for InMemoryCaseApi {
             .collect())
     }
 
+    /// Pages by `(org_id, insertion index)`, the sandbox's `(org_id, seq)`: the token is the
+    /// last entry's pair, `{org_id}:{index}`.
+    async fn list_all_sync_metadata(
+        &self,
+        integration: &str,
+        page_token: Option<String>,
+        page_size: u32,
+    ) -> Result<SyncMetadataPage, CaseApiError> {
+        let s = self.begin(|c| c.list_all_sync_metadata += 1)?;
+        if s.list_all_unimplemented {
+            return Err(CaseApiError::Unimplemented(
+                "list_all_sync_metadata (in-memory fake set up without it)".into(),
+            ));
+        }
+        if integration.trim().is_empty() {
+            return Err(CaseApiError::InvalidArgument(
+                "`integration` is required".into(),
+            ));
+        }
+        let after = page_token.as_deref().map(parse_page_token).transpose()?;
+        let limit = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        } as usize;
+        let mut rows: Vec<(u64, usize)> = s
+            .metadata
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.integration == integration)
+            .map(|(index, m)| (m.org_id, index))
+            .filter(|key| after.is_none_or(|after| *key > after))
+            .collect();
+        rows.sort_unstable();
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_page_token = match rows.last() {
+            Some((org_id, index)) if more => Some(format!("{org_id}:{index}")),
+            _ => None,
+        };
+        let entries = rows
+            .into_iter()
+            .filter_map(|(org_id, index)| {
+                let metadata = s.metadata.get(index)?.clone();
+                Some(SyncMetadataEntry { org_id, metadata })
+            })
+            .collect();
+        Ok(SyncMetadataPage {
+            entries,
+            next_page_token,
+        })
+    }
+
     async fn resolve_user(&self, query: &UserQuery) -> Result<Option<User>, CaseApiError> {
         let s = self.begin(|c| c.resolve_user += 1)?;
         let by_id = query.external_id.as_deref().and_then(|id| {
@@ -343,4 +410,19 @@ impl CaseApi for InMemoryCaseApi {
             .or_else(by_name)
             .map(|u| u.user.clone()))
     }
+}
+
+/// The `(org_id, index)` of a page token the fake issued.
+fn parse_page_token(token: &str) -> Result<(u64, usize), CaseApiError> {
+    let invalid = || {
+        CaseApiError::InvalidArgument(format!(
+            "page token `{}` was not issued",
+            crate::error::truncate_for_log(token)
+        ))
+    };
+    let (org_id, index) = token.split_once(':').ok_or_else(invalid)?;
+    Ok((
+        org_id.parse().map_err(|_| invalid())?,
+        index.parse().map_err(|_| invalid())?,
+    ))
 }

@@ -15,7 +15,14 @@
 //! 5. applied: the reader applies title changes over many seeded cases at 1, 2 and 4
 //!    partitions (a fresh reader and topic each);
 //! 6. latency: a fresh reader on one partition, events produced at a steady rate with their
-//!    webhook timestamp = produce time; p50 and p99 from the reader's `end_to_end_latency`.
+//!    webhook timestamp = produce time; p50 and p99 from the reader's `end_to_end_latency`;
+//! 7. key order: the sandbox adds 5 ms to every Case API call (`SetLatency`); a fresh reader at
+//!    `max_in_flight` 1, 8 and 64 (twice) on one partition adds comments round-robin to 256
+//!    issues (each linked to its own case, seeded through the admin `Seed` RPC); limit C,
+//!    alternating with the runs at 64: `UpdateCase` from 64 concurrent callers; an order run at
+//!    64 packs each issue's comments 16 messages apart; then every case's comments are read
+//!    back: each issue's must be each run's in source order, exactly once (the bench fails
+//!    otherwise, after writing the report).
 //!
 //! Throughput is measured from the readers' `/metrics` counters, from the first event handled to
 //! the last (so the group join is not counted), with the topic filled before the reader starts.
@@ -44,6 +51,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use reader_runtime::config::KafkaConfig;
 use reader_runtime::testkit::{TestBroker, free_port, http_get, metric_by_label, metric_sum};
 use serde_json::{Value, json};
+use thirdparty_core::CaseApi as _;
 use tokio::process::{Child, Command};
 
 use crate::demo::{BrokerKind, Sandbox};
@@ -63,6 +71,61 @@ const AUTHOR: &str = "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077";
 const FIRST_ISSUE: u64 = 900_000;
 /// Partition counts of the applied traffic.
 const PARTITIONS: [i32; 3] = [1, 2, 4];
+/// The comment webhook every key-order message is derived from.
+const COMMENT_WEBHOOK: &str =
+    include_str!("../../crates/integration-jira/fixtures/cloud_comment_created.json");
+/// A step of the key-order phase.
+#[derive(Debug, Clone, Copy)]
+enum KeyedStep {
+    /// A fresh reader with `max_in_flight`, on one partition, over the issues in round-robin
+    /// groups of `group` (see [`keyed_order`]).
+    Reader { max_in_flight: usize, group: u64 },
+    /// Limit C.
+    LimitC,
+}
+
+/// Key order: the steps, in order. The measured runs go round-robin over all the issues (an
+/// issue's next comment comes [`KEYED_ITEMS`] messages later, outside the in-flight window, so
+/// nothing waits on its own issue). The reader at 64 and limit C, which are compared, run
+/// twice, alternating (C, 64, 64, C), each keeping its best: the machine is shared and its load
+/// drifts (as the decode benchmark does). Last, the order run at 64 goes round-robin over
+/// groups of [`ORDER_GROUP`] issues: an issue's comments come 16 messages apart, so four of
+/// them are in the window at once, and handling them concurrently would reorder them.
+const KEYED_STEPS: [KeyedStep; 7] = [
+    KeyedStep::Reader {
+        max_in_flight: 1,
+        group: KEYED_ITEMS,
+    },
+    KeyedStep::Reader {
+        max_in_flight: 8,
+        group: KEYED_ITEMS,
+    },
+    KeyedStep::LimitC,
+    KeyedStep::Reader {
+        max_in_flight: 64,
+        group: KEYED_ITEMS,
+    },
+    KeyedStep::Reader {
+        max_in_flight: 64,
+        group: KEYED_ITEMS,
+    },
+    KeyedStep::LimitC,
+    KeyedStep::Reader {
+        max_in_flight: 64,
+        group: ORDER_GROUP,
+    },
+];
+/// Key order: issues per round-robin group of the order run.
+const ORDER_GROUP: u64 = 16;
+/// Key order: distinct Jira issues, each linked to its own case.
+const KEYED_ITEMS: u64 = 256;
+/// Key order: case numbers (and issues, from [`FIRST_ISSUE`]) of the key-order cases start here,
+/// far above the seeded bench cases.
+const KEYED_FIRST_CASE: u64 = 1_000_000;
+/// Key order: the latency the sandbox adds to every Case API call.
+const KEYED_LATENCY_MS: u64 = 5;
+/// Key order: the concurrent callers of limit C (as many as the reader's `max_in_flight`).
+const CONCURRENT_CLIENTS: u64 = 64;
 /// The reader's librdkafka pass-through, shared by the bare consumer (limit A).
 /// `fetch.wait.max.ms`: librdkafka's mock cluster holds a fetch that finds no data for the whole
 /// wait, even when data arrives meanwhile (a real broker answers as soon as `fetch.min.bytes`
@@ -91,6 +154,8 @@ struct Sizes {
     limit_b: Duration,
     /// Duration of the latency phase.
     latency: Duration,
+    /// Key order: comments per issue per run at `max_in_flight` 1 (the slow one), and above.
+    keyed_changes: (u64, u64),
     /// Criterion warm-up and measurement times per run, in seconds, and runs per function.
     criterion: (u32, u32, u32),
 }
@@ -104,6 +169,7 @@ impl Sizes {
                 cases: 400,
                 limit_b: Duration::from_secs(3),
                 latency: Duration::from_secs(5),
+                keyed_changes: (1, 10),
                 criterion: (1, 1, 3),
             }
         } else {
@@ -113,8 +179,18 @@ impl Sizes {
                 cases: 2_000,
                 limit_b: Duration::from_secs(10),
                 latency: Duration::from_secs(15),
+                keyed_changes: (4, 30),
                 criterion: (2, 3, 4),
             }
+        }
+    }
+
+    /// Key order: comments per issue in a run at `max_in_flight`.
+    fn keyed_changes(&self, max_in_flight: usize) -> u64 {
+        if max_in_flight == 1 {
+            self.keyed_changes.0
+        } else {
+            self.keyed_changes.1
         }
     }
 }
@@ -166,6 +242,15 @@ pub fn run(root: &Path, quick: bool, broker: BrokerKind) -> Result<()> {
         dir.display(),
         started.elapsed().as_secs_f64()
     );
+    let disorder = &report.measured.out_of_order;
+    if let Some(first) = disorder.first() {
+        bail!(
+            "key order broken: {} of {} issues did not get their comments in source order, \
+             exactly once (first: {first}; all in report.json)",
+            disorder.len(),
+            KEYED_ITEMS
+        );
+    }
     Ok(())
 }
 
@@ -335,6 +420,32 @@ struct Measured {
     p50_ms: f64,
     p99_ms: f64,
     peak_rss_mib: f64,
+    /// Limit C: `UpdateCase` calls/s of [`CONCURRENT_CLIENTS`] callers at the key-order latency,
+    /// per measurement.
+    concurrent_grpc_runs: Vec<f64>,
+    concurrent_grpc_calls: u64,
+    keyed: Vec<Keyed>,
+    /// Issues whose comments the order check read back.
+    keyed_checked_items: u64,
+    /// One line per issue whose comments are not exactly its changes in source order.
+    out_of_order: Vec<String>,
+    /// Wall time of the key-order phase (seeding, limit C, three readers, the check).
+    keyed_seconds: f64,
+}
+
+/// One key-order run.
+#[derive(Debug, Clone, Copy)]
+struct Keyed {
+    /// The run's number (from 1), which tags its comments.
+    run: usize,
+    max_in_flight: usize,
+    /// Issues per round-robin group ([`KEYED_ITEMS`]: a measured run; less: the order run).
+    group: u64,
+    /// Comments per issue.
+    changes: u64,
+    events: u64,
+    eps: f64,
+    case_api_calls_per_event: f64,
 }
 
 /// One applied run.
@@ -441,7 +552,7 @@ async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Res
     let lookups =
         |calls: &Calls| count(calls, "GetCase") + count(calls, "FindCaseByExternalReference");
     let lookups_before = lookups(&calls.now().await?);
-    let mut reader = Reader::start(binary, dir, "filtered", &bootstrap, topic, &endpoint)?;
+    let mut reader = Reader::start(binary, dir, "filtered", &bootstrap, topic, &endpoint, None)?;
     reader.wait_ready().await?;
     let filtered_name = "dd_case_third_party_reader_jira_filtered";
     let expected = sizes.filtered_events * WEBHOOK_ITEMS;
@@ -467,7 +578,7 @@ async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Res
 
     // Limit B.
     let before = count(&calls.now().await?, "UpdateCase");
-    m.grpc_limit_cps = grpc_limit(&bins.grpc_limit, &endpoint, sizes, &mut clock).await?;
+    m.grpc_limit_cps = grpc_limit(&bins.grpc_limit, &endpoint, sizes, &mut clock, 1).await?;
     m.grpc_limit_calls = count(&calls.now().await?, "UpdateCase") - before;
     println!(
         "  limit B (UpdateCase round trips): {:.0} calls/s",
@@ -489,7 +600,7 @@ async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Res
             .collect::<Result<_>>()?;
         let before = calls.now().await?;
         let name = format!("applied-{partitions}");
-        let mut reader = Reader::start(binary, dir, &name, &bootstrap, &topic, &endpoint)?;
+        let mut reader = Reader::start(binary, dir, &name, &bootstrap, &topic, &endpoint, None)?;
         reader.wait_ready().await?;
         let (tx, rx) = tokio::sync::watch::channel(0u64);
         let (fed, eps) = tokio::join!(
@@ -521,7 +632,7 @@ async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Res
     // Latency at a steady rate below capacity.
     let topic = "bench-jira-latency";
     broker.create_topic(topic, 1).await?;
-    let mut reader = Reader::start(binary, dir, "latency", &bootstrap, topic, &endpoint)?;
+    let mut reader = Reader::start(binary, dir, "latency", &bootstrap, topic, &endpoint, None)?;
     reader.wait_ready().await?;
     let capacity = m.applied.first().map(|a| a.eps).unwrap_or(100.0);
     m.latency_rate_eps = (capacity * 0.5).clamp(10.0, 200.0).round();
@@ -547,6 +658,146 @@ async fn measure(dir: &Path, kind: BrokerKind, bins: &Bins, sizes: Sizes) -> Res
         m.latency_rate_eps, m.p50_ms, m.p99_ms
     );
 
+    // Key order: every Case API call KEYED_LATENCY_MS slower, one partition, KEYED_ITEMS issues.
+    let keyed_started = Instant::now();
+    let cases = json!({
+        "cases": (0..KEYED_ITEMS)
+            .map(|j| bench_case(KEYED_FIRST_CASE + j))
+            .collect::<Vec<_>>(),
+    });
+    let seeded = calls
+        .admin
+        .seed(admin::SeedRequest {
+            json: cases.to_string(),
+        })
+        .await
+        .context("seeding the key-order cases")?
+        .into_inner();
+    if u64::from(seeded.cases) != KEYED_ITEMS {
+        bail!(
+            "the sandbox seeded {} key-order cases, not {KEYED_ITEMS}",
+            seeded.cases
+        );
+    }
+    calls
+        .admin
+        .set_latency(admin::SetLatencyRequest {
+            method: "*".into(),
+            millis: KEYED_LATENCY_MS,
+        })
+        .await
+        .context("SetLatency")?;
+    println!(
+        "Key order: {KEYED_LATENCY_MS} ms added to every Case API call, {KEYED_ITEMS} issues on one partition"
+    );
+    let comment: Value = serde_json::from_str(COMMENT_WEBHOOK).context("parsing the comment")?;
+    for step in KEYED_STEPS {
+        let (max_in_flight, group) = match step {
+            KeyedStep::Reader {
+                max_in_flight,
+                group,
+            } => (max_in_flight, group),
+            KeyedStep::LimitC => {
+                let before = count(&calls.now().await?, "UpdateCase");
+                let cps = grpc_limit(
+                    &bins.grpc_limit,
+                    &endpoint,
+                    sizes,
+                    &mut clock,
+                    CONCURRENT_CLIENTS,
+                )
+                .await?;
+                m.concurrent_grpc_calls += count(&calls.now().await?, "UpdateCase") - before;
+                m.concurrent_grpc_runs.push(cps);
+                println!(
+                    "  limit C (UpdateCase, {CONCURRENT_CLIENTS} concurrent callers): {cps:.0} calls/s"
+                );
+                continue;
+            }
+        };
+        let run = m.keyed.len() + 1;
+        let changes = sizes.keyed_changes(max_in_flight);
+        let topic = format!("bench-jira-keyed-{run}");
+        broker.create_topic(&topic, 1).await?;
+        let messages: Vec<(String, Vec<u8>)> = keyed_order(KEYED_ITEMS, group, changes)
+            .map(|(j, k)| {
+                let issue = FIRST_ISSUE + KEYED_FIRST_CASE + j;
+                let id = run as u64 * 100_000_000 + j * 10_000 + k;
+                let body = keyed_body(run, k);
+                let value = comment_message(&comment, issue, id, &body, clock.next())?;
+                Ok((issue.to_string(), value))
+            })
+            .collect::<Result<_>>()?;
+        let events = messages.len() as u64;
+        let before = calls.now().await?;
+        let name = format!("keyed-{run}-{max_in_flight}");
+        let mut reader = Reader::start(
+            binary,
+            dir,
+            &name,
+            &bootstrap,
+            &topic,
+            &endpoint,
+            Some(max_in_flight),
+        )?;
+        reader.wait_ready().await?;
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let (fed, eps) = tokio::join!(
+            feed(&producer, &topic, 1, &messages, rx),
+            reader.rate(events, processed, 1, tx)
+        );
+        fed?;
+        let eps = eps?;
+        drop(messages);
+        m.peak_rss_mib = m.peak_rss_mib.max(reader.peak_rss_mib()?);
+        reader.stop().await?;
+        let after = calls.now().await?;
+        let per_event = (count(&after, "*") - count(&before, "*")) as f64 / events as f64;
+        let what = if group == KEYED_ITEMS {
+            String::new()
+        } else {
+            format!(" (order run, issues in groups of {group})")
+        };
+        println!(
+            "  max_in_flight {max_in_flight}{what}: {eps:.0} events/s ({per_event:.2} Case API calls per event)"
+        );
+        m.keyed.push(Keyed {
+            run,
+            max_in_flight,
+            group,
+            changes,
+            events,
+            eps,
+            case_api_calls_per_event: per_event,
+        });
+    }
+    calls
+        .admin
+        .clear_faults(admin::ClearFaultsRequest {})
+        .await
+        .context("ClearFaults")?;
+    let api = sandbox.api().await?;
+    for j in 0..KEYED_ITEMS {
+        let case = case_id(KEYED_FIRST_CASE + j);
+        let comments = api
+            .list_comments(ORG_ID, &case)
+            .await
+            .map_err(|e| anyhow!("listing the comments of case {case}: {e}"))?;
+        let bodies: Vec<&str> = comments.iter().map(|c| c.body.as_str()).collect();
+        let issue = FIRST_ISSUE + KEYED_FIRST_CASE + j;
+        if let Some(problem) = disorder(&bodies, &m.keyed) {
+            m.out_of_order.push(format!("issue {issue}: {problem}"));
+        }
+        m.keyed_checked_items += 1;
+    }
+    m.keyed_seconds = keyed_started.elapsed().as_secs_f64();
+    println!(
+        "  order check: {} of {} issues out of order ({:.0} s for the key-order runs)",
+        m.out_of_order.len(),
+        m.keyed_checked_items,
+        m.keyed_seconds
+    );
+
     drop(calls);
     sandbox.stop().await?;
     drop(broker);
@@ -561,28 +812,34 @@ fn seed(cases: u64) -> Result<String> {
         .as_array_mut()
         .context("the demo seed has a `cases` list")?;
     for i in 0..cases {
-        list.push(json!({
-            "id": case_id(i),
-            "org_id": ORG_ID,
-            "project_id": PROJECT_ID,
-            "version": 1,
-            "title": format!("Bench case {i}"),
-            "description": "",
-            "priority": "P3",
-            "status": "OPEN",
-            "assignee_id": null,
-            "due_date": null,
-            "created_at": "2024-01-15T09:45:00Z",
-            "external_references": [{
-                "integration": "jira",
-                "site": "acme.atlassian.net",
-                "reference": (FIRST_ISSUE + i).to_string()
-            }]
-        }));
+        list.push(bench_case(i));
     }
     let json = doc.to_string();
     Seed::from_json(&json).context("the bench seed")?;
     Ok(json)
+}
+
+/// Bench case `i` (as seed JSON), in the Jira project, referenced by Jira issue
+/// `FIRST_ISSUE + i`.
+fn bench_case(i: u64) -> Value {
+    json!({
+        "id": case_id(i),
+        "org_id": ORG_ID,
+        "project_id": PROJECT_ID,
+        "version": 1,
+        "title": format!("Bench case {i}"),
+        "description": "",
+        "priority": "P3",
+        "status": "OPEN",
+        "assignee_id": null,
+        "due_date": null,
+        "created_at": "2024-01-15T09:45:00Z",
+        "external_references": [{
+            "integration": "jira",
+            "site": "acme.atlassian.net",
+            "reference": (FIRST_ISSUE + i).to_string()
+        }]
+    })
 }
 
 /// Strictly increasing event times (epoch ms), starting an hour ago so they stay in the past;
@@ -631,6 +888,28 @@ fn filtered_message(template: &Value, issue: u64, timestamp: i64) -> Result<Vec<
     Ok(serde_json::to_vec(&message)?)
 }
 
+/// Comment `body` (Jira comment id `id`) on `issue` at `timestamp`, by a user who is not one of
+/// our sync accounts.
+fn comment_message(
+    template: &Value,
+    issue: u64,
+    id: u64,
+    body: &str,
+    timestamp: i64,
+) -> Result<Vec<u8>> {
+    let mut message = template.clone();
+    let webhook = &mut message["webhook"];
+    webhook["timestamp"] = json!(timestamp);
+    webhook["issue"]["id"] = json!(issue.to_string());
+    webhook["issue"]["key"] = json!(format!("PROJ-{issue}"));
+    let comment = &mut webhook["comment"];
+    comment["id"] = json!(id.to_string());
+    comment["body"] = json!(body);
+    comment["author"]["accountId"] = json!(AUTHOR);
+    comment["author"]["displayName"] = json!("John Smith");
+    Ok(serde_json::to_vec(&message)?)
+}
+
 /// One title change (a summary item) to a new title, applied to the case of `issue`.
 fn applied_message(template: &Value, issue: u64, n: u64, timestamp: i64) -> Result<Vec<u8>> {
     let mut message = message(template, issue, timestamp);
@@ -646,6 +925,47 @@ fn applied_message(template: &Value, issue: u64, n: u64, timestamp: i64) -> Resu
         "toString": title,
     }]);
     Ok(serde_json::to_vec(&message)?)
+}
+
+/// Key-order traffic over `items` issues, `changes` each, as (issue index, change number from
+/// 1): the issues in consecutive groups of `group`, each group's changes round-robin over its
+/// issues (change 1 of each, then change 2 of each...), so an issue's consecutive changes are
+/// `group` messages apart.
+fn keyed_order(items: u64, group: u64, changes: u64) -> impl Iterator<Item = (u64, u64)> {
+    let group = group.max(1);
+    (0..items).step_by(group as usize).flat_map(move |first| {
+        (1..=changes).flat_map(move |k| (first..(first + group).min(items)).map(move |j| (j, k)))
+    })
+}
+
+/// The text of key-order comment `k` (from 1) of key-order run `run`.
+fn keyed_body(run: usize, k: u64) -> String {
+    format!("r{run} c{k}")
+}
+
+/// What is wrong with one issue's comments (`bodies`, in insertion order) when they are not
+/// exactly, for each of the `runs`, its comments in source order; `None` when they are.
+fn disorder(bodies: &[&str], runs: &[Keyed]) -> Option<String> {
+    let mut unclaimed = bodies.len();
+    for run in runs {
+        let tag = format!("r{} ", run.run);
+        let found: Vec<&str> = bodies
+            .iter()
+            .filter_map(|body| body.strip_prefix(&tag))
+            .collect();
+        unclaimed = unclaimed.saturating_sub(found.len());
+        let expected: Vec<String> = (1..=run.changes).map(|k| format!("c{k}")).collect();
+        if found != expected {
+            return Some(format!(
+                "run {} (max_in_flight {}): expected c1..c{} in insertion order, found [{}]",
+                run.run,
+                run.max_in_flight,
+                run.changes,
+                found.join(" ")
+            ));
+        }
+    }
+    (unclaimed > 0).then(|| format!("{unclaimed} comment(s) of no run"))
 }
 
 // ---- Kafka --------------------------------------------------------------------------------
@@ -816,14 +1136,16 @@ async fn paced(
 
 // ---- Case API -----------------------------------------------------------------------------
 
-/// Limit B: sequential `UpdateCase` title writes from one client over the seeded cases, by
-/// the release `update_round_trips` client (the reader's `GrpcCaseApi`: this debug build would
+/// Limits B and C: `UpdateCase` title writes over the seeded cases from `concurrency`
+/// concurrent callers (limit B: 1, sequential round trips), each calling one at a time, by the
+/// release `update_round_trips` client (the reader's `GrpcCaseApi`: this debug build would
 /// measure its own overhead, not the round trips); its event times follow `clock`'s.
 async fn grpc_limit(
     client: &Path,
     endpoint: &str,
     sizes: Sizes,
     clock: &mut EventClock,
+    concurrency: u64,
 ) -> Result<f64> {
     let first_ms = clock.next();
     let output = Command::new(client)
@@ -833,6 +1155,7 @@ async fn grpc_limit(
         .arg(sizes.cases.to_string())
         .arg(sizes.limit_b.as_secs_f64().to_string())
         .arg(first_ms.to_string())
+        .arg(concurrency.to_string())
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -844,11 +1167,10 @@ async fn grpc_limit(
     }
     let result: Value = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("the output of {}", client.display()))?;
-    let calls = result["calls"]
-        .as_u64()
-        .context("no `calls` in its output")?;
-    // The writes used event times first_ms .. first_ms + calls - 1.
-    clock.next_ms = first_ms + calls as i64;
+    // The writes used event times from first_ms to below next_ms.
+    clock.next_ms = result["next_ms"]
+        .as_i64()
+        .context("no `next_ms` in its output")?;
     result["calls_per_s"]
         .as_f64()
         .context("no `calls_per_s` in its output")
@@ -871,6 +1193,7 @@ struct Reader {
 }
 
 impl Reader {
+    /// Starts the reader on `topic`, with `max_in_flight` when set (else the reader's default).
     fn start(
         binary: &Path,
         dir: &Path,
@@ -878,9 +1201,15 @@ impl Reader {
         bootstrap: &str,
         topic: &str,
         endpoint: &str,
+        max_in_flight: Option<usize>,
     ) -> Result<Self> {
         let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let kafka = kafka_config(bootstrap, topic, &format!("bench-{name}"));
+        let mut kafka = kafka_config(bootstrap, topic, &format!("bench-{name}"));
+        let mut max_in_flight_line = String::new();
+        if let Some(max_in_flight) = max_in_flight {
+            kafka.max_in_flight = max_in_flight;
+            max_in_flight_line = format!("max_in_flight = {}\n", kafka.max_in_flight);
+        }
         let mut properties = String::new();
         for (key, value) in &kafka.properties {
             let _ = writeln!(properties, "{key:?} = {value:?}");
@@ -894,7 +1223,7 @@ group_id = "{group}"
 auto_offset_reset = "{reset}"
 auto_commit_interval_ms = {commit}
 drain_timeout_ms = {drain}
-
+{max_in_flight_line}
 [kafka.properties]
 {properties}
 [case_api]
@@ -1093,6 +1422,35 @@ impl Report {
             .map_or(0.0, |a| a.eps)
     }
 
+    /// The best key-order run at `max_in_flight`, in events/s.
+    fn keyed_eps(&self, max_in_flight: usize) -> f64 {
+        self.measured
+            .keyed
+            .iter()
+            .filter(|k| k.max_in_flight == max_in_flight && k.group == KEYED_ITEMS)
+            .map(|k| k.eps)
+            .fold(0.0, f64::max)
+    }
+
+    /// The order run, in events/s.
+    fn order_run_eps(&self) -> f64 {
+        self.measured
+            .keyed
+            .iter()
+            .filter(|k| k.group != KEYED_ITEMS)
+            .map(|k| k.eps)
+            .fold(0.0, f64::max)
+    }
+
+    /// Limit C: the best measurement.
+    fn concurrent_grpc_cps(&self) -> f64 {
+        self.measured
+            .concurrent_grpc_runs
+            .iter()
+            .copied()
+            .fold(0.0, f64::max)
+    }
+
     fn rows(&self) -> Vec<Row> {
         let m = &self.measured;
         let filtered_ratio = m.filtered_eps / m.bare_consumer_eps;
@@ -1100,6 +1458,9 @@ impl Report {
         let scaling = self.applied_eps(4) / self.applied_eps(1);
         let decode_ratio = self.decode.value_ns / self.decode.typed_ns;
         let cache_rpcs = self.settings_rpcs_per_1000();
+        let key_speedup = self.keyed_eps(64) / self.keyed_eps(1);
+        let concurrent_ratio = self.keyed_eps(64) / self.concurrent_grpc_cps();
+        let out_of_order = m.out_of_order.len() as f64;
         vec![
             (
                 "limit A: bare consumer",
@@ -1193,6 +1554,54 @@ impl Report {
                 "MiB",
                 Some(("<= 64", m.peak_rss_mib <= 64.0)),
             ),
+            (
+                "key order (5 ms calls): max_in_flight 1",
+                self.keyed_eps(1),
+                "events/s",
+                None,
+            ),
+            (
+                "key order (5 ms calls): max_in_flight 8",
+                self.keyed_eps(8),
+                "events/s",
+                None,
+            ),
+            (
+                "key order (5 ms calls): max_in_flight 64 (best of 2)",
+                self.keyed_eps(64),
+                "events/s",
+                None,
+            ),
+            (
+                "key_parallel_speedup",
+                key_speedup,
+                "",
+                Some((">= 10", key_speedup >= 10.0)),
+            ),
+            (
+                "limit C: UpdateCase, 64 concurrent callers (5 ms, best of 2)",
+                self.concurrent_grpc_cps(),
+                "calls/s",
+                None,
+            ),
+            (
+                "applied_vs_concurrent_grpc_limit",
+                concurrent_ratio,
+                "",
+                Some((">= 0.4", concurrent_ratio >= 0.4)),
+            ),
+            (
+                "key order: order run (max_in_flight 64, issues 16 apart)",
+                self.order_run_eps(),
+                "events/s",
+                None,
+            ),
+            (
+                "items_out_of_order",
+                out_of_order,
+                "issue(s)",
+                Some(("= 0", m.out_of_order.is_empty())),
+            ),
         ]
     }
 
@@ -1275,6 +1684,26 @@ impl Report {
                 "webhook_bytes": WEBHOOK.trim_end().len(),
                 "latency_rate_events_per_s": m.latency_rate_eps,
                 "latency_events": m.latency_events,
+                "key_order": {
+                    "case_api_latency_ms": KEYED_LATENCY_MS,
+                    "issues": KEYED_ITEMS,
+                    "partitions": 1,
+                    "runs": m.keyed.iter().map(|k| json!({
+                        "run": k.run,
+                        "max_in_flight": k.max_in_flight,
+                        "round_robin_group": k.group,
+                        "comments_per_issue": k.changes,
+                        "events": k.events,
+                        "events_per_s": k.eps,
+                        "case_api_calls_per_event": k.case_api_calls_per_event,
+                    })).collect::<Vec<_>>(),
+                    "concurrent_grpc_limit_clients": CONCURRENT_CLIENTS,
+                    "concurrent_grpc_limit_calls_per_s": m.concurrent_grpc_runs,
+                    "concurrent_grpc_limit_calls": m.concurrent_grpc_calls,
+                    "checked_issues": m.keyed_checked_items,
+                    "out_of_order": m.out_of_order,
+                    "seconds": m.keyed_seconds,
+                },
             },
         });
         if let Some(map) = doc.as_object_mut() {
@@ -1372,7 +1801,14 @@ impl Report {
              partition; applied runs: {ae} title changes over {cases} seeded cases each; \
              latency: {le} events at {lr:.0} events/s on one partition (webhook timestamp = \
              produce time). Settings/metadata RPCs: {s} + {md_} over {at} applied events, cold \
-             caches of three readers included.\n",
+             caches of three readers included. Key order: {kl} ms added to every Case API call; \
+             {ki} issues (a case each) on one partition get {k1} comments each at max_in_flight \
+             1 and {kn} at 8 and at 64, round-robin over the issues; limit C: UpdateCase from \
+             {cc} concurrent callers on one connection at the same latency, measured alternately \
+             with the run at 64 (C, 64, 64, C), each keeping its best; the order run at 64 goes \
+             round-robin over groups of {og} issues, so an issue's comments are {og} messages \
+             apart, several in the in-flight window at once; {checked} issues' comments read \
+             back after {runs} runs, {bad} not exactly each run's in source order.\n",
             broker = m.broker,
             fe = self.sizes.filtered_events,
             ae = self.sizes.applied_events,
@@ -1382,6 +1818,15 @@ impl Report {
             s = m.settings_rpcs,
             md_ = m.metadata_rpcs,
             at = m.applied_total,
+            kl = KEYED_LATENCY_MS,
+            ki = KEYED_ITEMS,
+            k1 = self.sizes.keyed_changes.0,
+            kn = self.sizes.keyed_changes.1,
+            runs = m.keyed.len(),
+            og = ORDER_GROUP,
+            cc = CONCURRENT_CLIENTS,
+            checked = m.keyed_checked_items,
+            bad = m.out_of_order.len(),
         );
         std::fs::write(dir.join("report.md"), md)?;
         Ok(())
@@ -1390,4 +1835,65 @@ impl Report {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_traffic_goes_round_robin_within_groups() {
+        let order: Vec<(u64, u64)> = keyed_order(3, 3, 2).collect();
+        assert_eq!(order, [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (2, 2)]);
+        let order: Vec<(u64, u64)> = keyed_order(5, 2, 2).collect();
+        assert_eq!(
+            order,
+            [
+                (0, 1),
+                (1, 1),
+                (0, 2),
+                (1, 2),
+                (2, 1),
+                (3, 1),
+                (2, 2),
+                (3, 2),
+                (4, 1),
+                (4, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_order_check_takes_only_each_run_in_source_order_exactly_once() {
+        let run = |run, changes| Keyed {
+            run,
+            max_in_flight: 64,
+            group: KEYED_ITEMS,
+            changes,
+            events: 0,
+            eps: 0.0,
+            case_api_calls_per_event: 0.0,
+        };
+        let runs = [run(1, 2), run(2, 3)];
+        let check = |list: &[(usize, u64)]| {
+            let bodies: Vec<String> = list.iter().map(|(r, k)| keyed_body(*r, *k)).collect();
+            let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            disorder(&refs, &runs)
+        };
+        assert_eq!(check(&[(1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]), None);
+        // Runs interleaved with one another are fine: each run's own order is what counts.
+        assert_eq!(check(&[(2, 1), (1, 1), (2, 2), (1, 2), (2, 3)]), None);
+        assert_eq!(
+            check(&[(1, 1), (1, 2), (2, 2), (2, 1), (2, 3)]).as_deref(),
+            Some("run 2 (max_in_flight 64): expected c1..c3 in insertion order, found [c2 c1 c3]")
+        );
+        assert!(check(&[(1, 1), (1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]).is_some());
+        assert!(check(&[(1, 1), (1, 2), (2, 1), (2, 3)]).is_some());
+        assert!(check(&[(1, 1), (1, 2), (2, 1), (2, 2), (2, 3), (2, 4)]).is_some());
+        // r12 is not r1.
+        assert_eq!(
+            check(&[(1, 1), (1, 2), (2, 1), (2, 2), (2, 3), (12, 1)]).as_deref(),
+            Some("1 comment(s) of no run")
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Cache warming end to end, with the real `jira-reader` on librdkafka's mock cluster and the
 //! sandbox with the demo seed: `/ready` answers 503 "warming caches" until the sync-metadata
-//! cache is filled from `ListAllSyncMetadata`, then messages of the seed's organizations cost
+//! cache is filled from `ListAllSyncMetadata`, then messages of the demo data's organizations cost
 //! no `ListSyncMetadata`; a Case API that answers UNIMPLEMENTED leaves the reader cold but
 //! ready.
 
@@ -132,7 +132,7 @@ listen = "{health}"
         }
     }
 
-    /// A status change on one issue of each of the seed's Jira organizations (Acme's issue
+    /// A status change on one issue of each of the demo data's Jira organizations (Acme's issue
     /// 10002 is linked to a case and applied; Globex's issue 10100 too), handled to the end.
     async fn produce_for_every_org(&self) {
         let status = item(

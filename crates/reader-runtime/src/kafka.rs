@@ -574,7 +574,7 @@ struct InFlightMessage {
     offset: i64,
     /// Kafka timestamp, ms.
     timestamp: Option<i64>,
-    /// The item it changes (`Pipeline::ordering_key`): messages of one key run in order.
+    /// The item it changes (`Pipeline::prepare`): messages of one key run in order.
     key: Option<String>,
     payload: Payload,
 }
@@ -703,18 +703,17 @@ impl PartitionWorker {
 
     /// A received message with its payload and ordering key.
     fn prepare(&self, (offset, timestamp, value): (i64, Option<i64>, Vec<u8>)) -> InFlightMessage {
-        let payload = Payload {
-            value,
-            position: Some(MessagePosition {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                offset,
-            }),
+        let position = MessagePosition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset,
         };
-        // Decoders never panic (their contract); if one did, the message runs without a key and
-        // its handling, which decodes it again under `catch_unwind`, reports the panic.
+        let mut payload = Payload::at(value, position);
+        // Decoded here, once (handling and its retries reuse it). Decoders never panic (their
+        // contract); if one did, the message runs without a key, undecoded, and its handling,
+        // which decodes it again under `catch_unwind`, reports the panic.
         let key = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.shared.pipeline.ordering_key(&payload)
+            self.shared.pipeline.prepare(&mut payload)
         }))
         .unwrap_or(None);
         InFlightMessage {

@@ -562,10 +562,7 @@ impl Replayer<'_> {
                 partition: m.partition,
                 offset: m.offset,
             };
-            let payload = Payload {
-                value: m.value,
-                position: Some(position.clone()),
-            };
+            let payload = Payload::at(m.value, position.clone());
             let outcome =
                 match handle_with_retry(self.pipeline, &payload, self.retry, &self.stop).await {
                     Handled::Done(outcome) => outcome,

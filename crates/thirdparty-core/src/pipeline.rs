@@ -20,7 +20,7 @@ use crate::changelog::Changelog;
 use crate::clock::{Clock, SystemClock};
 use crate::decision::{DecisionKind, DecisionRecord, DecisionSink};
 use crate::decoder::Decoder;
-use crate::error::{CaseApiError, ErrorClass, HandleError, truncate_for_log};
+use crate::error::{CaseApiError, DecodeError, ErrorClass, HandleError, truncate_for_log};
 use crate::filter_reason::FilterReason;
 use crate::filterer::{CaseLookup, Filterer, PreFilterContext};
 use crate::processor::{ProcessOutcome, Processor};
@@ -36,6 +36,9 @@ pub struct Payload {
     pub value: Vec<u8>,
     /// Where it sits in Kafka, when it comes from Kafka.
     pub position: Option<MessagePosition>,
+    /// The value decoded by [`Pipeline::prepare`], so handling (and every retry of it) does not
+    /// decode it again; `None` until then.
+    decoded: Option<Result<Vec<Changelog>, DecodeError>>,
 }
 
 impl Payload {
@@ -44,6 +47,16 @@ impl Payload {
         Self {
             value: value.into(),
             position: None,
+            decoded: None,
+        }
+    }
+
+    /// A payload read from Kafka at `position`.
+    pub fn at(value: impl Into<Vec<u8>>, position: MessagePosition) -> Self {
+        Self {
+            value: value.into(),
+            position: Some(position),
+            decoded: None,
         }
     }
 }
@@ -290,15 +303,18 @@ impl Pipeline {
         self.settings.clear();
     }
 
-    /// The key a runtime orders messages by (`docs/design.md`, "Delivery"): the item the
-    /// message changes, `org:integration:site:id`, so messages of different items may be handled
-    /// concurrently and those of one item only in order. `None` for a message that changes no
-    /// item (it does not decode, or has no changelog): it writes nothing and needs no order.
-    /// Decoding is pure, so this decodes the message once more; every changelog of a message is
-    /// about one item (the `Decoder` contract), so the first one names it.
-    pub fn ordering_key(&self, payload: &Payload) -> Option<String> {
-        let changelogs = self.decoder.decode(&payload.value).ok()?;
-        let first = changelogs.first()?;
+    /// Decodes the payload (once: the result stays in it, and [`Pipeline::handle`] uses it
+    /// instead of decoding again) and returns the key a runtime orders messages by
+    /// (`docs/design.md`, "Delivery"): the item the message changes,
+    /// `org:integration:site:id`, so messages of different items may be handled concurrently
+    /// and those of one item only in order. `None` for a message that changes no item (it does
+    /// not decode, or has no changelog): it writes nothing and needs no order. Every changelog
+    /// of a message is about one item (the `Decoder` contract), so the first one names it.
+    pub fn prepare(&self, payload: &mut Payload) -> Option<String> {
+        let decoded = payload
+            .decoded
+            .get_or_insert_with(|| self.decoder.decode(&payload.value));
+        let first = decoded.as_ref().ok()?.first()?;
         Some(format!(
             "{}:{}:{}:{}",
             first.org_id, first.integration, first.site, first.third_party_id
@@ -328,8 +344,11 @@ impl Pipeline {
                 self.telemetry.message_skipped(position);
                 return Ok(MessageOutcome::Skipped);
             }
-            let decoded = tracing::info_span!("decode_event")
-                .in_scope(|| self.decoder.decode(&payload.value));
+            let decoded = tracing::info_span!("decode_event").in_scope(|| match &payload.decoded {
+                // Decoded by `prepare`: a copy, so a retry starts from the same changelogs.
+                Some(decoded) => decoded.clone(),
+                None => self.decoder.decode(&payload.value),
+            });
             let changelogs = match decoded {
                 Ok(changelogs) => changelogs,
                 Err(err) => {

@@ -138,6 +138,59 @@ async fn retry_class_errors_come_back_and_a_retry_is_idempotent() {
     assert_eq!(api.case("case-1").unwrap().title, "t");
 }
 
+/// A [`ToyDecoder`] that counts its calls.
+#[derive(Debug, Default)]
+struct CountingDecoder(std::sync::atomic::AtomicUsize);
+
+impl Decoder for CountingDecoder {
+    fn integration(&self) -> &'static str {
+        "toy"
+    }
+
+    fn decode(&self, value: &[u8]) -> Result<Vec<Changelog>, DecodeError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ToyDecoder.decode(value)
+    }
+}
+
+#[tokio::test]
+async fn a_prepared_message_is_decoded_once_across_its_retries() {
+    let api = seeded();
+    let decoder = Arc::new(CountingDecoder::default());
+    let p = Pipeline::builder(
+        decoder.clone(),
+        Arc::new(ToyFilterer),
+        Arc::new(ToyProcessor),
+        api.clone(),
+    )
+    .clock(Arc::new(ManualClock::new(NOW)))
+    .build();
+    let decodes = || decoder.0.load(std::sync::atomic::Ordering::Relaxed);
+    let mut message = payload(&[title("ITEM-1", "t")]);
+    assert_eq!(p.prepare(&mut message).as_deref(), Some("1:toy::ITEM-1"));
+    // metadata passes; the case look-up is UNAVAILABLE: the message comes back for a retry.
+    api.pass_then_fail(1, [CaseApiError::Unavailable("down".into())]);
+    assert_eq!(
+        p.handle(&message).await.unwrap_err().class(),
+        ErrorClass::Retry
+    );
+    assert_eq!(
+        decisions(p.handle(&message).await.unwrap()),
+        [Decision::Applied]
+    );
+    assert_eq!(api.case("case-1").unwrap().title, "t");
+    assert_eq!(
+        decodes(),
+        1,
+        "prepare decodes; handling and its retry reuse it"
+    );
+    // Undecodable and empty messages have no key; an unprepared one is decoded when handled.
+    assert_eq!(p.prepare(&mut Payload::new("not json")), None);
+    assert_eq!(p.prepare(&mut payload(&[])), None);
+    p.handle(&payload(&[title("ITEM-1", "u")])).await.unwrap();
+    assert_eq!(decodes(), 4);
+}
+
 #[tokio::test]
 async fn skip_class_api_errors_reject_the_changelog_and_let_the_message_go() {
     let api = seeded();

@@ -8,17 +8,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use case_api::pb::sandbox::v1::SetLatencyRequest;
 use case_api::pb::sandbox::v1::sandbox_admin_client::SandboxAdminClient;
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use case_api_sandbox::{DEMO_SEED_JSON, Seed};
+use common::env::World;
 use common::{GROUP, TOPIC, comment_created};
-use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, group_progress, produce, producer, wait_caught_up,
-};
+use reader_runtime::testkit::{group_progress, produce, producer, wait_caught_up};
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
 
@@ -55,23 +53,8 @@ fn seed() -> Seed {
 }
 
 async fn run(max_in_flight: usize) -> Vec<Vec<String>> {
-    let dir = std::env::temp_dir().join(format!(
-        "jira-concurrency-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kafka = TestBroker::embedded().unwrap();
-    kafka.create_topic(TOPIC, 1).await.unwrap();
-    let sandbox = SandboxServer::bind(
-        SandboxConfig {
-            seed: Some(seed()),
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let world = World::builder("concurrency").seed(seed()).start().await;
+    let (kafka, sandbox) = (&world.kafka, &world.sandbox);
     // Calls take a while, as a real Case API's do: concurrent handling overlaps them.
     SandboxAdminClient::connect(sandbox.endpoint())
         .await
@@ -96,41 +79,12 @@ async fn run(max_in_flight: usize) -> Vec<Vec<String>> {
             produce(&p, TOPIC, Some(0), "k", &value).await.unwrap();
         }
     }
-    let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config: PathBuf = dir.join("reader.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-max_in_flight = {max_in_flight}
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 2000
-[health]
-listen = "{health}"
-"#,
-            brokers = kafka.bootstrap(),
-            endpoint = sandbox.endpoint(),
-        ),
-    )
-    .unwrap();
-    let mut reader = ReaderProcess::spawn(
-        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-        &config,
-        health,
-        &dir.join("reader.log"),
-    )
-    .unwrap();
-    reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let (reader, _) = world
+        .reader_config()
+        .kafka(format!("max_in_flight = {max_in_flight}"))
+        .timeout_ms(2000)
+        .spawn_ready("reader")
+        .await;
     let started = std::time::Instant::now();
     wait_caught_up(&kafka.bootstrap(), GROUP, TOPIC, Duration::from_secs(60))
         .await

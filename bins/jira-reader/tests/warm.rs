@@ -9,14 +9,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use common::env::World;
 use common::{GROUP, TOPIC, issue_updated, item};
 use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, http_get, metric_sum, produce, producer, wait_caught_up,
+    ReaderProcess, http_get, metric_sum, produce, producer, wait_caught_up,
 };
 use serde_json::{Value, json};
 
@@ -28,78 +26,32 @@ const ACME: u64 = 123_456;
 const GLOBEX: u64 = 789_012;
 
 struct Env {
-    kafka: TestBroker,
-    sandbox: SandboxServer,
-    dir: PathBuf,
+    world: World,
 }
 
 impl Env {
     async fn start(name: &str) -> Env {
-        let dir = std::env::temp_dir().join(format!(
-            "jira-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kafka = TestBroker::embedded().unwrap();
-        kafka.create_topic(TOPIC, 2).await.unwrap();
-        let sandbox = SandboxServer::bind(
-            SandboxConfig {
-                seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
         Env {
-            kafka,
-            sandbox,
-            dir,
+            world: World::start(name, 2).await,
         }
     }
 
     fn spawn_reader(&self) -> ReaderProcess {
-        let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "300"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 2000
-[pipeline]
-warm_timeout_s = 20
-[health]
-listen = "{health}"
-"#,
-            brokers = self.kafka.bootstrap(),
-            endpoint = self.sandbox.endpoint(),
-        );
-        let config = self.dir.join("reader.toml");
-        std::fs::write(&config, text).unwrap();
-        ReaderProcess::spawn(
-            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-            &config,
-            health,
-            &self.dir.join("reader.log"),
-        )
-        .unwrap()
+        self.world
+            .reader_config()
+            .property("heartbeat.interval.ms", "300")
+            .timeout_ms(2000)
+            .section("[pipeline]\nwarm_timeout_s = 20")
+            .spawn("reader")
+            .0
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("reader.log")).unwrap_or_default()
+        self.world.log("reader")
     }
 
     fn calls(&self) -> HashMap<String, u64> {
-        self.sandbox.faults().call_counts()
+        self.world.sandbox.faults().call_counts()
     }
 
     fn count(&self, path: &str) -> u64 {
@@ -149,14 +101,14 @@ listen = "{health}"
         globex["jiraAccountId"] = json!("jira.globex.internal");
         globex["webhook"]["issue"]["key"] = json!("OPS-1");
         globex["webhook"]["issue"]["fields"]["project"] = json!({"id": "10100", "key": "OPS"});
-        let p = producer(&self.kafka.bootstrap()).unwrap();
+        let p = producer(&self.world.kafka.bootstrap()).unwrap();
         for (partition, value) in [(0, acme), (1, serde_json::to_vec(&globex).unwrap())] {
             produce(&p, TOPIC, Some(partition), "k", &value)
                 .await
                 .unwrap();
         }
         wait_caught_up(
-            &self.kafka.bootstrap(),
+            &self.world.kafka.bootstrap(),
             GROUP,
             TOPIC,
             Duration::from_secs(30),
@@ -177,7 +129,8 @@ fn logged_number(log: &str, message: &str, key: &str) -> Option<u64> {
 async fn ready_waits_for_the_warm_up_and_warmed_organizations_cost_no_metadata_look_up() {
     let env = Env::start("warm").await;
     // A slow listing keeps the warm-up visible on `/ready` for a while.
-    env.sandbox
+    env.world
+        .sandbox
         .faults()
         .set_latency("ListAllSyncMetadata", Duration::from_millis(800));
     let started = Instant::now();
@@ -244,7 +197,7 @@ async fn ready_waits_for_the_warm_up_and_warmed_organizations_cost_no_metadata_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_api_without_the_listing_leaves_the_reader_cold_but_ready() {
     let env = Env::start("cold").await;
-    env.sandbox.faults().inject(
+    env.world.sandbox.faults().inject(
         "ListAllSyncMetadata",
         tonic::Code::Unimplemented,
         1,

@@ -1,10 +1,15 @@
-//! Jira messages and demo-seed ids shared by the end-to-end tests of `jira-reader`.
+//! Jira messages and demo-seed ids shared by the end-to-end tests of `jira-reader`, and the
+//! world they run in with the reader's config ([`env`]).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod env;
+
 use serde_json::{Value, json};
 
+/// The topic the reader consumes.
 pub const TOPIC: &str = "collaboration_integrations_jira";
+/// The reader's consumer group.
 pub const GROUP: &str = "case-management";
 /// The demo seed's case linked to Jira issue 10002 (PROJ-12).
 pub const CASE_10002: &str = "3f1c6a2e-8d4b-4c1e-9a7f-2b5d8e6c1a01";

@@ -6,16 +6,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use common::env::World;
 use common::{CASE_10002, GROUP, TOPIC, issue_updated, item};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, metric_sum, produce, producer, wait_caught_up,
+    ReaderProcess, TestBroker, metric_sum, produce, producer, wait_caught_up,
 };
 use serde_json::json;
 use thirdparty_core::{DecisionKind, DecisionRecord};
@@ -24,83 +23,36 @@ const DECISIONS: &str = "case_third_party_reader_decisions";
 const T0: i64 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
 
 struct Env {
-    kafka: TestBroker,
-    sandbox: SandboxServer,
-    dir: PathBuf,
+    world: World,
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = std::env::temp_dir().join(format!(
-            "jira-decisions-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kafka = TestBroker::embedded().unwrap();
-        kafka.create_topic(TOPIC, 1).await.unwrap();
-        kafka.create_topic(DECISIONS, 2).await.unwrap();
-        let sandbox = SandboxServer::bind(
-            SandboxConfig {
-                seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
         Env {
-            kafka,
-            sandbox,
-            dir,
+            world: World::builder("decisions")
+                .topic(DECISIONS, 2)
+                .start()
+                .await,
         }
     }
 
     async fn reader(&self, name: &str, decisions: &str) -> ReaderProcess {
-        let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 1000
-[health]
-listen = "{health}"
-[decisions]
-{decisions}
-"#,
-            brokers = self.kafka.bootstrap(),
-            endpoint = self.sandbox.endpoint(),
-        );
-        let path = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        let mut reader = ReaderProcess::spawn(
-            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-            &path,
-            health,
-            &self.dir.join(format!("{name}.log")),
-        )
-        .unwrap();
-        reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-        reader
+        self.world
+            .reader_config()
+            .section(format!("[decisions]\n{decisions}"))
+            .spawn_ready(name)
+            .await
+            .0
     }
 
     fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap()
+        self.world.log(name)
     }
 
     /// A status change on 10002 (applied), one on an issue no case links (filtered), and a
     /// message that is not JSON (undecodable).
     async fn produce_three(&self) {
-        let p = producer(&self.kafka.bootstrap()).unwrap();
+        let p = producer(&self.world.kafka.bootstrap()).unwrap();
         let status = item(
             "status",
             Some("1"),
@@ -116,7 +68,7 @@ listen = "{health}"
             produce(&p, TOPIC, Some(0), "k", &value).await.unwrap();
         }
         wait_caught_up(
-            &self.kafka.bootstrap(),
+            &self.world.kafka.bootstrap(),
             GROUP,
             TOPIC,
             Duration::from_secs(30),
@@ -158,7 +110,7 @@ async fn every_decision_is_logged_with_key_and_case_and_produced_to_the_decision
         .reader("reader", &format!("topic = \"{DECISIONS}\""))
         .await;
     env.produce_three().await;
-    let records = read_decisions(&env.kafka.bootstrap(), 3);
+    let records = read_decisions(&env.world.kafka.bootstrap(), 3);
     let metrics = reader.metrics().await.unwrap();
     assert_eq!(
         reader.terminate(Duration::from_secs(30)).await.unwrap(),
@@ -210,7 +162,7 @@ async fn every_decision_is_logged_with_key_and_case_and_produced_to_the_decision
         "{latency}"
     );
     // `why` finds an item's decisions in the topic, by key or id, on its site.
-    let config = env.dir.join("reader.toml");
+    let config = env.world.dir.join("reader.toml");
     let why = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
             .arg("--config")
@@ -254,7 +206,7 @@ async fn every_decision_is_logged_with_key_and_case_and_produced_to_the_decision
 async fn a_decisions_topic_that_cannot_be_written_costs_records_never_changes() {
     let env = Env::start().await;
     // Nobody may write to the decisions topic: every record fails.
-    let TestBroker::Embedded(kafka) = &env.kafka else {
+    let TestBroker::Embedded(kafka) = &env.world.kafka else {
         unreachable!("the embedded broker")
     };
     kafka

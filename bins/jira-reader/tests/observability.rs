@@ -11,12 +11,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use case_api::pb::sandbox::v1::sandbox_admin_client::SandboxAdminClient;
 use case_api::pb::sandbox::v1::{InjectFaultRequest, SetLatencyRequest};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use common::env::World;
 use common::{GROUP, TOPIC, issue_updated, item};
 use reader_runtime::testkit::{
     ReaderProcess, TestBroker, free_port, http_get, metric_sum, produce, producer, wait_caught_up,
@@ -58,40 +57,20 @@ fn parse_line(line: &str) -> Option<Line> {
 }
 
 struct Env {
-    kafka: TestBroker,
-    sandbox: SandboxServer,
-    dir: PathBuf,
+    world: World,
     statsd: UdpSocket,
     lines: Vec<Line>,
 }
 
 impl Env {
     async fn start(partitions: i32) -> Env {
-        let dir = std::env::temp_dir().join(format!(
-            "jira-observability-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kafka = TestBroker::embedded().unwrap();
-        kafka.create_topic(TOPIC, partitions).await.unwrap();
-        let sandbox = SandboxServer::bind(
-            SandboxConfig {
-                seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let world = World::start("observability", partitions).await;
         let statsd = UdpSocket::bind("127.0.0.1:0").unwrap();
         statsd
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         Env {
-            kafka,
-            sandbox,
-            dir,
+            world,
             statsd,
             lines: Vec::new(),
         }
@@ -105,54 +84,25 @@ impl Env {
         endpoint: Option<&str>,
         ready: bool,
     ) -> (ReaderProcess, SocketAddr) {
-        let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "300"
-"fetch.wait.max.ms" = "20"
-"statistics.interval.ms" = "200"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 1000
-[retry]
-max_retries = 2
-initial_backoff_ms = 20
-max_backoff_ms = 50
-[health]
-listen = "{health}"
-[statsd]
-enabled = true
-host = "127.0.0.1"
-port = {statsd}
-"#,
-            brokers = self.kafka.bootstrap(),
-            endpoint = endpoint.map_or_else(|| self.sandbox.endpoint(), str::to_owned),
-            statsd = self.statsd.local_addr().unwrap().port(),
-        );
-        let config = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&config, text).unwrap();
-        let mut reader = ReaderProcess::spawn(
-            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-            &config,
-            health,
-            &self.dir.join(format!("{name}.log")),
-        )
-        .unwrap();
-        if ready {
-            reader.wait_ready(Duration::from_secs(30)).await.unwrap();
+        let mut config = self
+            .world
+            .reader_config()
+            .property("heartbeat.interval.ms", "300")
+            .property("statistics.interval.ms", "200")
+            .retry(2, 20, 50)
+            .statsd(self.statsd.local_addr().unwrap().port());
+        if let Some(endpoint) = endpoint {
+            config = config.endpoint(endpoint);
         }
-        (reader, health)
+        if ready {
+            config.spawn_ready(name).await
+        } else {
+            config.spawn(name)
+        }
     }
 
     fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+        self.world.log(name)
     }
 
     /// Reads datagrams until `done` holds for everything read so far, or `timeout`.
@@ -177,7 +127,7 @@ port = {statsd}
     }
 
     async fn produce(&self, values: &[Vec<u8>]) {
-        let p = producer(&self.kafka.bootstrap()).unwrap();
+        let p = producer(&self.world.kafka.bootstrap()).unwrap();
         for value in values {
             produce(&p, TOPIC, Some(0), "k", value).await.unwrap();
         }
@@ -223,7 +173,7 @@ async fn dogstatsd_carries_every_metric_of_a_scenario_with_its_type_and_tags() {
     let mut env = Env::start(1).await;
     let (reader, _) = env.reader("scenario", None, true).await;
     // The first write is refused as invalid: that change is rejected, the next one applied.
-    SandboxAdminClient::connect(env.sandbox.endpoint())
+    SandboxAdminClient::connect(env.world.sandbox.endpoint())
         .await
         .unwrap()
         .inject_fault(InjectFaultRequest {
@@ -246,7 +196,7 @@ async fn dogstatsd_carries_every_metric_of_a_scenario_with_its_type_and_tags() {
     ])
     .await;
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(30),
@@ -399,7 +349,7 @@ async fn dogstatsd_carries_every_metric_of_a_scenario_with_its_type_and_tags() {
 async fn consumer_lag_rises_behind_a_slow_case_api_and_falls_back_to_zero() {
     let mut env = Env::start(1).await;
     let (reader, _) = env.reader("lag", None, true).await;
-    let mut admin = SandboxAdminClient::connect(env.sandbox.endpoint())
+    let mut admin = SandboxAdminClient::connect(env.world.sandbox.endpoint())
         .await
         .unwrap();
     admin
@@ -435,7 +385,7 @@ async fn consumer_lag_rises_behind_a_slow_case_api_and_falls_back_to_zero() {
         .await
         .unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(60),
@@ -499,7 +449,7 @@ async fn a_fatal_kafka_client_error_fails_live() {
     let (reader, health) = env.reader("fenced", None, true).await;
     assert_eq!(http_get(health, "/live").await.unwrap().0, 200);
     // Another member with our `group.instance.id` took over: librdkafka makes it fatal.
-    let TestBroker::Embedded(kafka) = &env.kafka else {
+    let TestBroker::Embedded(kafka) = &env.world.kafka else {
         unreachable!("an embedded broker");
     };
     kafka.request_errors(

@@ -11,8 +11,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use case_api::pb::case::v1::sync_metadata_service_server::SyncMetadataServiceSer
 use case_api::pb::case::v1::timeline_service_server::TimelineServiceServer;
 use case_api::pb::case::v1::user_service_server::UserServiceServer;
 use case_api_sandbox::{DEMO_SEED_JSON, DbLocation, Faults, Sandbox, Seed, SharedStore};
+use common::env::{ReaderConfig, work_dir};
 use common::{GROUP, TOPIC, comment_created, issue_updated, item};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use reader_runtime::testkit::{
@@ -102,14 +102,6 @@ async fn case_api(faults: Arc<Faults>) -> (String, Calls) {
     (format!("http://{addr}"), calls)
 }
 
-/// A fresh directory for a test's config and log.
-fn work_dir() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("jira-otlp-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Starts `jira-reader` on `kafka` and the Case API at `case_api`, exporting traces to `otlp`,
 /// with extra environment variables; config and log in `dir`.
 fn start_reader(
@@ -119,46 +111,15 @@ fn start_reader(
     dir: &Path,
     env: &[(&str, &str)],
 ) -> ReaderProcess {
-    let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = dir.join("reader.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{case_api}"
-timeout_ms = 1000
-[pipeline]
-# No cache warming: the first try finds the caches cold, and warming's own trace stays out.
-warm_max_orgs = 0
-[health]
-listen = "{health}"
-[tracing]
-otlp_endpoint = "{otlp}"
-sample_ratio = 1.0
-"#,
-            brokers = kafka.bootstrap(),
-        ),
-    )
-    .unwrap();
-    ReaderProcess::spawn_with_env(
-        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-        &config,
-        &[],
-        env,
-        health,
-        &dir.join("reader.log"),
-    )
-    .unwrap()
+    ReaderConfig::new(dir, &kafka.bootstrap(), case_api)
+        // No cache warming: the first try finds the caches cold, and warming's own trace stays
+        // out.
+        .section("[pipeline]\nwarm_max_orgs = 0")
+        .section(format!(
+            "[tracing]\notlp_endpoint = \"{otlp}\"\nsample_ratio = 1.0"
+        ))
+        .spawn_with_env("reader", env)
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +133,7 @@ async fn spans_go_out_over_otlp_and_the_case_api_gets_their_trace_context() {
     let (endpoint, calls) = case_api(faults).await;
     let kafka = TestBroker::embedded().unwrap();
     kafka.create_topic(TOPIC, 1).await.unwrap();
-    let dir = work_dir();
+    let dir = work_dir("otlp");
     // No scheduled export while the reader runs: every span the collector gets comes from the
     // flush at shutdown.
     let mut reader = start_reader(
@@ -416,7 +377,7 @@ async fn an_unreachable_collector_costs_spans_never_messages() {
     let (endpoint, _calls) = case_api(Arc::default()).await;
     let kafka = TestBroker::embedded().unwrap();
     kafka.create_topic(TOPIC, 1).await.unwrap();
-    let dir = work_dir();
+    let dir = work_dir("otlp");
     // Bound then released: nothing listens there.
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let mut reader = start_reader(

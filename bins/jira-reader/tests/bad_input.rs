@@ -9,18 +9,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use common::env::{Broker, World, demo_sandbox};
 use common::{CASE_10002, GROUP, PRIYA, TOPIC};
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use reader_runtime::testkit::{
-    TestBroker, free_port, group_progress, http_get, metric_by_label, metric_sum, produce,
-    wait_caught_up,
+    group_progress, metric_by_label, metric_sum, produce, wait_caught_up,
 };
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
@@ -219,116 +216,37 @@ fn corpus(big: usize) -> Vec<(&'static str, Vec<u8>, Expect)> {
     out
 }
 
-/// The reader as a child process, with its pid (for `/proc/<pid>/status`).
-struct Reader {
-    child: tokio::process::Child,
-    health: std::net::SocketAddr,
-}
-
-impl Reader {
-    fn peak_rss_mib(&self) -> f64 {
-        let pid = self.child.id().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status");
-        kib / 1024.0
-    }
-
-    async fn metrics(&self) -> String {
-        let (status, body) = http_get(self.health, "/metrics").await.unwrap();
-        assert_eq!(status, 200);
-        body
-    }
+/// The peak RSS (`VmHWM` of `/proc/<pid>/status`) of the process `pid`, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib / 1024.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_is_accounted_for_acked_and_the_partition_moves_on() {
-    let dir = test_dir();
-    let kafka = TestBroker::embedded().unwrap();
-    corpus_end_to_end(kafka, BIG, dir).await;
+    corpus_end_to_end(Broker::Embedded, BIG).await;
 }
 
 /// The same on Tansu, with 10 MB bodies (run by `cargo xtask e2e`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Tansu: run by `cargo xtask e2e`"]
 async fn tansu_every_bad_input_is_accounted_for_acked_and_the_partition_moves_on() {
-    let dir = test_dir();
-    let kafka = TestBroker::tansu(&dir.join("tansu")).await.unwrap();
-    corpus_end_to_end(kafka, TEN_MB, dir).await;
+    corpus_end_to_end(Broker::Tansu, TEN_MB).await;
 }
 
-fn test_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "jira-bad-input-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn corpus_end_to_end(kafka: TestBroker, big: usize, dir: PathBuf) {
-    kafka.create_topic(TOPIC, 1).await.unwrap();
-    let sandbox = SandboxServer::bind(
-        SandboxConfig {
-            seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config: PathBuf = dir.join("reader.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 1000
-[retry]
-max_retries = 3
-initial_backoff_ms = 20
-max_backoff_ms = 100
-[health]
-listen = "{health}"
-"#,
-            brokers = kafka.bootstrap(),
-            endpoint = sandbox.endpoint(),
-        ),
-    )
-    .unwrap();
-    let log_path = dir.join("reader.log");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let reader = Reader { child, health };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !matches!(http_get(health, "/ready").await, Ok((200, _))) {
-        assert!(std::time::Instant::now() < deadline, "reader not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn corpus_end_to_end(broker: Broker, big: usize) {
+    let world = World::builder("bad-input").broker(broker).start().await;
+    let (kafka, sandbox) = (&world.kafka, &world.sandbox);
+    let (reader, _) = world
+        .reader_config()
+        .retry(3, 20, 100)
+        .spawn_ready("reader")
+        .await;
 
     // The mock cluster takes messages above the 1 MB default when the producer allows them.
     let producer: FutureProducer = ClientConfig::new()
@@ -380,13 +298,13 @@ listen = "{health}"
 
     // Every bad message accounted for: unreadable and wrongly shaped ones as decoding failures,
     // unsupported event types as discarded; nothing applied but the valid one.
-    let metrics = reader.metrics().await;
+    let metrics = reader.metrics().await.unwrap();
     let count = |expect: Expect| corpus.iter().filter(|c| c.2 == expect).count() as f64;
     // A payload that cannot become changelogs is a decoding failure, unreadable or of the wrong
     // shape; an event type the reader does not sync is discarded.
     let undecodable = count(Expect::Undecodable) + count(Expect::WrongShape);
     let discarded = count(Expect::Unsupported);
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = world.log("reader");
     assert_eq!(
         metric_sum(&metrics, "dd_case_third_party_reader_decoding_failed", &[]),
         undecodable,
@@ -426,14 +344,15 @@ listen = "{health}"
         "{too_large:?}"
     );
 
-    let peak = reader.peak_rss_mib();
+    let peak = peak_rss_mib(reader.id().unwrap());
     eprintln!("jira-reader peak RSS over the corpus: {peak:.1} MiB");
     assert!(
         peak < PEAK_RSS_BOUND_MIB,
         "peak RSS {peak:.1} MiB above {PEAK_RSS_BOUND_MIB} MiB"
     );
     drop(reader);
-    drop(kafka);
+    let dir = world.dir.clone();
+    drop(world);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -447,15 +366,7 @@ async fn ten_megabyte_bodies_are_too_large() {
         DecodeError, ErrorClass, HandleError, MessageOutcome, Payload, Pipeline,
     };
 
-    let sandbox = SandboxServer::bind(
-        SandboxConfig {
-            seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sandbox = demo_sandbox().await;
     let api = GrpcCaseApi::connect(&GrpcCaseApiConfig::new(sandbox.endpoint()))
         .await
         .unwrap();

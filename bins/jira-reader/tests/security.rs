@@ -7,16 +7,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig, TlsConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed, ServerTls};
+use case_api_sandbox::{SandboxConfig, ServerTls};
+use common::env::{ReaderConfig, World, demo_seed};
 use common::{CASE_10002, GROUP, TOPIC, comment_created};
 use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, group_progress, http_get, metric_sum, produce, producer,
-    wait_caught_up,
+    ReaderProcess, group_progress, http_get, metric_sum, produce, producer, wait_caught_up,
 };
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
@@ -35,9 +34,7 @@ fn item(field: &str, from_s: Option<&str>, to: Option<&str>, to_s: Option<&str>)
 }
 
 struct Env {
-    kafka: TestBroker,
-    sandbox: SandboxServer,
-    dir: PathBuf,
+    world: World,
     /// The sandbox's self-signed certificate (PEM), when it serves TLS.
     cert_pem: Option<String>,
 }
@@ -45,16 +42,8 @@ struct Env {
 impl Env {
     /// The embedded broker and the seeded sandbox; over TLS with `TOKEN` required when `tls`.
     async fn start(tls: bool) -> Env {
-        let dir = std::env::temp_dir().join(format!(
-            "jira-security-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kafka = TestBroker::embedded().unwrap();
-        kafka.create_topic(TOPIC, 1).await.unwrap();
         let mut config = SandboxConfig {
-            seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
+            seed: Some(demo_seed()),
             ..Default::default()
         };
         let mut cert_pem = None;
@@ -67,75 +56,35 @@ impl Env {
             config.token = Some(TOKEN.into());
             cert_pem = Some(cert.cert.pem());
         }
-        let sandbox = SandboxServer::bind(config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Env {
-            kafka,
-            sandbox,
-            dir,
-            cert_pem,
-        }
+        let world = World::builder("security").sandbox(config).start().await;
+        Env { world, cert_pem }
     }
 
-    /// Writes a reader config (with the CA, domain and `token` when over TLS); returns its path
-    /// and health address.
-    fn config(&self, name: &str, retries: u32, token: &str) -> (PathBuf, std::net::SocketAddr) {
-        let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut tls = String::new();
+    /// A reader config (with the CA, domain and `token` when over TLS).
+    fn config(&self, name: &str, retries: u32, token: &str) -> ReaderConfig {
+        let mut config = self.world.reader_config().retry(retries, 20, 100);
         if let Some(pem) = &self.cert_pem {
-            let ca = self.dir.join("ca.pem");
+            let ca = self.world.path("ca.pem");
             std::fs::write(&ca, pem).unwrap();
-            let token_file = self.dir.join(format!("{name}.token"));
+            let token_file = self.world.path(&format!("{name}.token"));
             std::fs::write(&token_file, format!("{token}\n")).unwrap();
-            tls = format!(
-                "tls_ca_file = {:?}\ntls_domain = \"localhost\"\ntoken_file = {:?}\n",
-                ca.display().to_string(),
-                token_file.display().to_string()
-            );
+            config = config
+                .case_api(format!("tls_ca_file = {:?}", ca.display().to_string()))
+                .case_api("tls_domain = \"localhost\"")
+                .case_api(format!(
+                    "token_file = {:?}",
+                    token_file.display().to_string()
+                ));
         }
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 1000
-{tls}[retry]
-max_retries = {retries}
-initial_backoff_ms = 20
-max_backoff_ms = 100
-[health]
-listen = "{health}"
-"#,
-            brokers = self.kafka.bootstrap(),
-            endpoint = self.sandbox.endpoint(),
-        );
-        let path = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        (path, health)
+        config
     }
 
     fn reader(&self, name: &str, retries: u32, token: &str) -> ReaderProcess {
-        let (config, health) = self.config(name, retries, token);
-        ReaderProcess::spawn(
-            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-            &config,
-            health,
-            &self.dir.join(format!("{name}.log")),
-        )
-        .unwrap()
+        self.config(name, retries, token).spawn(name).0
     }
 
     async fn api(&self) -> GrpcCaseApi {
-        let mut config = GrpcCaseApiConfig::new(self.sandbox.endpoint());
+        let mut config = GrpcCaseApiConfig::new(self.world.sandbox.endpoint());
         if let Some(pem) = &self.cert_pem {
             config = config
                 .with_tls(TlsConfig {
@@ -148,17 +97,22 @@ listen = "{health}"
     }
 
     fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap()
+        self.world.log(name)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_with_the_right_token_events_are_applied() {
     let env = Env::start(true).await;
-    assert!(env.sandbox.endpoint().starts_with("https://127.0.0.1:"));
+    assert!(
+        env.world
+            .sandbox
+            .endpoint()
+            .starts_with("https://127.0.0.1:")
+    );
     let mut reader = env.reader("right", 3, TOKEN);
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let status = item("status", Some("To Do"), Some("3"), Some("In Progress"));
     produce(
         &p,
@@ -179,7 +133,7 @@ async fn over_tls_with_the_right_token_events_are_applied() {
     .await
     .unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(30),
@@ -223,7 +177,7 @@ async fn a_rotated_token_file_is_picked_up_without_a_restart() {
     let env = Env::start(true).await;
     let mut reader = env.reader("rotated", 400, "the-old-token");
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     produce(
         &p,
         TOPIC,
@@ -243,9 +197,9 @@ async fn a_rotated_token_file_is_picked_up_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    std::fs::write(env.dir.join("rotated.token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(env.world.dir.join("rotated.token"), format!("{TOKEN}\n")).unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(30),
@@ -288,7 +242,7 @@ async fn a_wrong_token_is_refused_retried_and_the_reader_exits_3_without_storing
     let mut reader = env.reader("wrong", 2, "not-the-token");
     // `/ready` follows the Case API's gRPC health, which needs no token: the reader turns ready.
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let status = item("status", Some("To Do"), Some("3"), Some("In Progress"));
     produce(
         &p,
@@ -303,7 +257,7 @@ async fn a_wrong_token_is_refused_retried_and_the_reader_exits_3_without_storing
     // Unauthorized is retry class: after its retries the reader crashes with exit code 3.
     let code = reader.wait_exit(Duration::from_secs(30)).await.unwrap();
     assert_eq!(code, Some(3), "{}", env.log("wrong"));
-    let progress = group_progress(&env.kafka.bootstrap(), GROUP, TOPIC)
+    let progress = group_progress(&env.world.kafka.bootstrap(), GROUP, TOPIC)
         .await
         .unwrap();
     assert_eq!(progress[&0], (0, 1), "no offset stored: {progress:?}");
@@ -311,7 +265,7 @@ async fn a_wrong_token_is_refused_retried_and_the_reader_exits_3_without_storing
     assert!(log.contains("unauthorized"), "{log}");
     assert!(!log.contains("not-the-token"), "the token is never logged");
     assert_eq!(
-        env.sandbox.faults().calls("*"),
+        env.world.sandbox.faults().calls("*"),
         0,
         "refused calls never reach a handler"
     );
@@ -333,8 +287,10 @@ fn marker(what: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_scenario_logs_no_comment_or_description_body_even_at_debug_level() {
     let env = Env::start(true).await;
-    let (config, health) = env.config("hygiene", 3, TOKEN);
-    let log_path = env.dir.join("hygiene.log");
+    let config = env.config("hygiene", 3, TOKEN);
+    let health = config.health();
+    let config = config.write("hygiene");
+    let log_path = env.world.path("hygiene.log");
     let file = std::fs::File::create(&log_path).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
         .arg("--config")
@@ -415,12 +371,12 @@ async fn a_full_scenario_logs_no_comment_or_description_body_even_at_debug_level
     let end = text.find(&truncated).unwrap() + truncated.len() + 1;
     messages.push(text.as_bytes()[..end].to_vec());
 
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     for m in &messages {
         produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
     }
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(30),

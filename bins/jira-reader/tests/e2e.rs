@@ -11,119 +11,52 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use common::env::{Broker, ReaderConfig, World};
 use common::{CASE_10002, GROUP, TOPIC, comment_created, issue_updated, item};
 use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, group_progress, http_get, metric_sum, produce, producer,
-    wait_caught_up,
+    ReaderProcess, group_progress, http_get, metric_sum, produce, producer, wait_caught_up,
 };
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
 
-/// Which broker a scenario runs on.
-#[derive(Debug, Clone, Copy)]
-enum Broker {
-    Embedded,
-    Tansu,
-}
-
 struct Env {
-    kafka: TestBroker,
-    sandbox: SandboxServer,
-    dir: PathBuf,
+    world: World,
     /// Where the readers send DogStatsD packets.
     statsd: std::net::UdpSocket,
 }
 
 impl Env {
     async fn start(broker: Broker, partitions: i32) -> Env {
-        let dir =
-            std::env::temp_dir().join(format!("jira-e2e-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kafka = match broker {
-            Broker::Embedded => TestBroker::embedded().unwrap(),
-            Broker::Tansu => TestBroker::tansu(&dir.join("tansu")).await.unwrap(),
-        };
-        kafka.create_topic(TOPIC, partitions).await.unwrap();
-        let seed = Seed::from_json(DEMO_SEED_JSON).unwrap();
-        let sandbox = SandboxServer::bind(
-            SandboxConfig {
-                seed: Some(seed),
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let world = World::builder("e2e")
+            .broker(broker)
+            .partitions(partitions)
+            .start()
+            .await;
         let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         statsd
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        Env {
-            kafka,
-            sandbox,
-            dir,
-            statsd,
-        }
+        Env { world, statsd }
     }
 
-    /// Writes a reader config and returns its path and health address.
-    fn config(&self, name: &str, retries: u32, skip: &[&str]) -> (PathBuf, std::net::SocketAddr) {
-        let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    /// A reader config with `retries` retries and the skip list `skip`.
+    fn config(&self, retries: u32, skip: &[&str]) -> ReaderConfig {
         let skip: Vec<String> = skip.iter().map(|s| format!("{s:?}")).collect();
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 1000
-[retry]
-max_retries = {retries}
-initial_backoff_ms = 20
-max_backoff_ms = 100
-[health]
-listen = "{health}"
-[statsd]
-enabled = true
-host = "127.0.0.1"
-port = {statsd}
-[skip]
-messages = [{skip}]
-"#,
-            brokers = self.kafka.bootstrap(),
-            endpoint = self.sandbox.endpoint(),
-            skip = skip.join(", "),
-            statsd = self.statsd.local_addr().unwrap().port(),
-        );
-        let path = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        (path, health)
+        self.world
+            .reader_config()
+            .retry(retries, 20, 100)
+            .statsd(self.statsd.local_addr().unwrap().port())
+            .section(format!("[skip]\nmessages = [{}]", skip.join(", ")))
     }
 
+    /// Starts the reader `name` and waits for it to be ready; returns it and its config's path.
     async fn reader(&self, name: &str, retries: u32, skip: &[&str]) -> (ReaderProcess, PathBuf) {
-        let (config, health) = self.config(name, retries, skip);
-        let log = self.dir.join(format!("{name}.log"));
-        let mut reader = ReaderProcess::spawn(
-            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-            &config,
-            health,
-            &log,
-        )
-        .unwrap();
-        reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-        (reader, config)
+        let (reader, _) = self.config(retries, skip).spawn_ready(name).await;
+        (reader, self.world.path(&format!("{name}.toml")))
     }
 
     async fn api(&self) -> GrpcCaseApi {
-        GrpcCaseApi::connect(&GrpcCaseApiConfig::new(self.sandbox.endpoint()))
+        GrpcCaseApi::connect(&GrpcCaseApiConfig::new(self.world.sandbox.endpoint()))
             .await
             .unwrap()
     }
@@ -132,7 +65,7 @@ messages = [{skip}]
 async fn applies_filters_and_acks_undecodable_messages(broker: Broker) {
     let env = Env::start(broker, 2).await;
     let (reader, _) = env.reader("main", 3, &[]).await;
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
     let messages = [
         issue_updated(
@@ -180,7 +113,7 @@ async fn applies_filters_and_acks_undecodable_messages(broker: Broker) {
         produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
     }
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(60),
@@ -246,11 +179,12 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
     broker: Broker,
 ) {
     let env = Env::start(broker, 1).await;
-    env.sandbox
+    env.world
+        .sandbox
         .faults()
         .inject("UpdateCase", tonic::Code::Unavailable, 1_000, "down");
     let (reader, config) = env.reader("crash", 2, &[]).await;
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
     produce(
         &p,
@@ -283,13 +217,13 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
     let code = reader.wait_exit(Duration::from_secs(60)).await.unwrap();
     assert_eq!(code, Some(3), "crash-on-retry exit code");
     // Only the comment's offset (0) was stored: the committed position is 1, not 2.
-    let progress = group_progress(&env.kafka.bootstrap(), GROUP, TOPIC)
+    let progress = group_progress(&env.world.kafka.bootstrap(), GROUP, TOPIC)
         .await
         .unwrap();
     assert_eq!(progress[&0], (1, 2), "{progress:?}");
 
-    env.sandbox.faults().clear();
-    let log = env.dir.join("restart.log");
+    env.world.sandbox.faults().clear();
+    let log = env.world.dir.join("restart.log");
     let health = first_health(&config);
     let mut again = ReaderProcess::spawn(
         env!("CARGO_BIN_EXE_jira-reader").as_ref(),
@@ -300,7 +234,7 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
     .unwrap();
     again.wait_ready(Duration::from_secs(30)).await.unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(60),
@@ -322,11 +256,12 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
 
 async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_it(broker: Broker) {
     let env = Env::start(broker, 2).await;
-    env.sandbox
+    env.world
+        .sandbox
         .faults()
         .inject("UpdateCase", tonic::Code::Unavailable, 100_000, "poison");
     let (reader, config) = env.reader("poison", 100_000, &[]).await;
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
     let (_, poison_offset) = produce(
         &p,
@@ -382,7 +317,7 @@ async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_
     );
     std::fs::write(&config, text).unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(30),
@@ -412,23 +347,18 @@ async fn a_poisoned_message_stalls_only_its_partition_until_the_skip_list_names_
 async fn a_reply_lost_after_the_commit_is_retried_and_applied_once(broker: Broker) {
     let env = Env::start(broker, 1).await;
     for method in ["UpdateCase", "CreateComment"] {
-        env.sandbox
+        env.world
+            .sandbox
             .faults()
             .lose_replies(method, tonic::Code::Unavailable, 1, "reply lost");
     }
-    let (config, health) = env.config("lost-replies", 3, &[]);
-    let log = env.dir.join("lost-replies.log");
-    let mut reader = ReaderProcess::spawn_with_env(
-        env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-        &config,
-        &[],
+    let log = env.world.path("lost-replies.log");
+    let (mut reader, _) = env.config(3, &[]).spawn_with_env(
+        "lost-replies",
         &[("RUST_LOG", "info,message_outcome=debug")],
-        health,
-        &log,
-    )
-    .unwrap();
+    );
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
     let status = issue_updated(
         "10002",
@@ -446,7 +376,7 @@ async fn a_reply_lost_after_the_commit_is_retried_and_applied_once(broker: Broke
         produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
     }
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(60),
@@ -465,7 +395,7 @@ async fn a_reply_lost_after_the_commit_is_retried_and_applied_once(broker: Broke
     let comments = api.list_comments(123456, CASE_10002).await.unwrap();
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert_eq!(comments[0].body, "Committed, reply lost.");
-    let faults = env.sandbox.faults();
+    let faults = env.world.sandbox.faults();
     assert_eq!(
         (
             faults.lost_replies("UpdateCase"),
@@ -570,7 +500,7 @@ async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twi
     let env = Env::start(broker, 4).await;
     let (first, _) = env.reader("member-1", 3, &[]).await;
     let (second, _) = env.reader("member-2", 3, &[]).await;
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
     let mut third = None;
     for i in 0..N {
@@ -594,7 +524,7 @@ async fn a_third_reader_joining_mid_stream_loses_nothing_and_applies_nothing_twi
     }
     let third = third.unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(90),
@@ -664,7 +594,7 @@ async fn topics_compressed_with_each_codec_are_read() {
     let (reader, _) = env.reader("compressed", 0, &[]).await;
     let codecs = ["gzip", "snappy", "lz4", "zstd"];
     for (i, codec) in codecs.iter().enumerate() {
-        let p = compressing_producer(&env.kafka.bootstrap(), codec);
+        let p = compressing_producer(&env.world.kafka.bootstrap(), codec);
         // A body long and repetitive enough that each codec actually compresses it.
         let body = format!("[{codec}] {}", "the VPN drops every 5 minutes. ".repeat(40));
         let comment_id = (30_000 + i).to_string();
@@ -674,7 +604,7 @@ async fn topics_compressed_with_each_codec_are_read() {
             .unwrap();
     }
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(60),
@@ -704,7 +634,7 @@ async fn topics_compressed_with_each_codec_are_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_each_decision_and_writes_nothing() {
     let env = Env::start(Broker::Embedded, 1).await;
-    let (config, _) = env.config("explain", 0, &[]);
+    let config = env.config(0, &[]).write("explain");
     let message = issue_updated(
         "10002",
         1_717_236_000_000,
@@ -732,7 +662,7 @@ async fn explain_prints_each_decision_and_writes_nothing() {
             ),
         ]),
     );
-    let file = env.dir.join("message.json");
+    let file = env.world.dir.join("message.json");
     std::fs::write(&file, &message).unwrap();
     let before = env.api().await.get_case(123456, CASE_10002).await.unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jira-reader"))
@@ -787,7 +717,7 @@ async fn a_reader_killed_mid_stream_and_restarted_applies_every_effect_once(brok
     const N: usize = 300;
     let env = Env::start(broker, 2).await;
     let (first, config) = env.reader("killed", 3, &[]).await;
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
     for i in 0..N {
         let message = comment_created(
@@ -817,12 +747,12 @@ async fn a_reader_killed_mid_stream_and_restarted_applies_every_effect_once(brok
         env!("CARGO_BIN_EXE_jira-reader").as_ref(),
         &config,
         health,
-        &env.dir.join("restarted.log"),
+        &env.world.dir.join("restarted.log"),
     )
     .unwrap();
     second.wait_ready(Duration::from_secs(60)).await.unwrap();
     wait_caught_up(
-        &env.kafka.bootstrap(),
+        &env.world.kafka.bootstrap(),
         GROUP,
         TOPIC,
         Duration::from_secs(120),
@@ -909,8 +839,10 @@ mod tansu {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_decides_but_writes_nothing_and_commits_nothing() {
     let env = Env::start(Broker::Embedded, 1).await;
-    let (config, health) = env.config("dry", 0, &[]);
-    let log = env.dir.join("dry.log");
+    let config = env.config(0, &[]);
+    let health = config.health();
+    let config = config.write("dry");
+    let log = env.world.path("dry.log");
     let mut reader = ReaderProcess::spawn_with(
         env!("CARGO_BIN_EXE_jira-reader").as_ref(),
         &config,
@@ -921,7 +853,7 @@ async fn a_dry_run_decides_but_writes_nothing_and_commits_nothing() {
     .unwrap();
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
     let before = env.api().await.get_case(123456, CASE_10002).await.unwrap();
-    let p = producer(&env.kafka.bootstrap()).unwrap();
+    let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
     produce(
         &p,
@@ -978,7 +910,7 @@ async fn a_dry_run_decides_but_writes_nothing_and_commits_nothing() {
             .is_empty()
     );
     for group in [GROUP, "case-management-dry-run"] {
-        let progress = group_progress(&env.kafka.bootstrap(), group, TOPIC)
+        let progress = group_progress(&env.world.kafka.bootstrap(), group, TOPIC)
             .await
             .unwrap();
         assert_eq!(progress[&0].0, 0, "{group} committed {progress:?}");

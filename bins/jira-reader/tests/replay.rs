@@ -10,17 +10,17 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use case_api::pb::sandbox::v1::sandbox_admin_client::SandboxAdminClient;
 use case_api::pb::sandbox::v1::{ClearFaultsRequest, SeedRequest, SetLatencyRequest};
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use case_api_sandbox::{DEMO_SEED_JSON, Seed};
+use common::env::{Broker, World};
 use common::{GROUP, TOPIC, comment_created, issue_updated, item};
-use reader_runtime::testkit::{
-    ReaderProcess, TestBroker, free_port, group_progress, produce, producer, wait_caught_up,
-};
+use reader_runtime::testkit::{ReaderProcess, group_progress, produce, producer, wait_caught_up};
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
 use time::OffsetDateTime;
@@ -33,12 +33,6 @@ const LATE_PROJECT: &str = "d0c5a1e2-late-4b1e-9a7f-000000000001";
 /// The issues of the late project: 10500..10504.
 const ISSUES: [&str; 5] = ["10500", "10501", "10502", "10503", "10504"];
 const T0: i64 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
-
-#[derive(Debug, Clone, Copy)]
-enum Broker {
-    Embedded,
-    Tansu,
-}
 
 fn case_of(issue: &str) -> String {
     format!("case-late-{issue}")
@@ -77,77 +71,38 @@ fn settings_fix() -> String {
 }
 
 struct Env {
-    kafka: TestBroker,
-    sandbox: SandboxServer,
-    dir: PathBuf,
+    world: World,
+    /// The health address of the config's reader.
+    health: SocketAddr,
 }
 
 impl Env {
     async fn start(broker: Broker) -> Env {
-        let dir = std::env::temp_dir().join(format!(
-            "jira-replay-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kafka = match broker {
-            Broker::Embedded => TestBroker::embedded().unwrap(),
-            Broker::Tansu => TestBroker::tansu(&dir.join("tansu")).await.unwrap(),
-        };
-        kafka.create_topic(TOPIC, 2).await.unwrap();
-        kafka.create_topic(DECISIONS, 1).await.unwrap();
-        let sandbox = SandboxServer::bind(
-            SandboxConfig {
-                seed: Some(seed()),
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let env = Env {
-            kafka,
-            sandbox,
-            dir,
-        };
-        env.write_config();
-        env
+        let world = World::builder("replay")
+            .broker(broker)
+            .partitions(2)
+            .topic(DECISIONS, 1)
+            .seed(seed())
+            .start()
+            .await;
+        let config = world
+            .reader_config()
+            .kafka(format!("group_id = \"{GROUP}\""))
+            .timeout_ms(2000)
+            .section(format!("[decisions]\ntopic = \"{DECISIONS}\""));
+        config.write("reader");
+        Env {
+            health: config.health(),
+            world,
+        }
     }
 
     fn config(&self) -> PathBuf {
-        self.dir.join("reader.toml")
-    }
-
-    fn write_config(&self) {
-        let health = free_port();
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-group_id = "{GROUP}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 2000
-[health]
-listen = "127.0.0.1:{health}"
-[decisions]
-topic = "{DECISIONS}"
-"#,
-            brokers = self.kafka.bootstrap(),
-            endpoint = self.sandbox.endpoint(),
-        );
-        std::fs::write(self.config(), text).unwrap();
+        self.world.path("reader.toml")
     }
 
     async fn api(&self) -> GrpcCaseApi {
-        GrpcCaseApi::connect(&GrpcCaseApiConfig::new(self.sandbox.endpoint()))
+        GrpcCaseApi::connect(&GrpcCaseApiConfig::new(self.world.sandbox.endpoint()))
             .await
             .unwrap()
     }
@@ -204,20 +159,12 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 async fn recovery_after_a_settings_fix(broker: Broker) {
     let env = Env::start(broker).await;
-    let bootstrap = env.kafka.bootstrap();
-    let health: std::net::SocketAddr = {
-        let text = std::fs::read_to_string(env.config()).unwrap();
-        let listen = text
-            .lines()
-            .find_map(|l| l.strip_prefix("listen = "))
-            .unwrap();
-        listen.trim_matches('"').parse().unwrap()
-    };
+    let bootstrap = env.world.kafka.bootstrap();
     let mut live = ReaderProcess::spawn(
         env!("CARGO_BIN_EXE_jira-reader").as_ref(),
         &env.config(),
-        health,
-        &env.dir.join("live.log"),
+        env.health,
+        &env.world.dir.join("live.log"),
     )
     .unwrap();
     live.wait_ready(Duration::from_secs(30)).await.unwrap();
@@ -299,7 +246,7 @@ async fn recovery_after_a_settings_fix(broker: Broker) {
     );
 
     // The fix.
-    let mut admin = SandboxAdminClient::connect(env.sandbox.endpoint())
+    let mut admin = SandboxAdminClient::connect(env.world.sandbox.endpoint())
         .await
         .unwrap();
     admin
@@ -310,7 +257,7 @@ async fn recovery_after_a_settings_fix(broker: Broker) {
         .unwrap();
 
     // Dry run, by time and by offsets: foretells, writes nothing, details in JSON lines.
-    let details = env.dir.join("dry-run.jsonl");
+    let details = env.world.dir.join("dry-run.jsonl");
     let mut args = window.to_vec();
     args.extend(["--output", details.to_str().unwrap()]);
     assert_eq!(

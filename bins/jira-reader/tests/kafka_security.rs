@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
-use case_api_sandbox::{DEMO_SEED_JSON, SandboxConfig, SandboxServer, Seed};
+use case_api_sandbox::SandboxServer;
+use common::env::{ReaderConfig, demo_sandbox, work_dir};
 use common::{CASE_10002, GROUP, TOPIC, comment_created, issue_updated, item};
 use reader_runtime::testkit::{
     ReaderProcess, Stunnel, TansuBroker, TestPki, create_topic_with, free_port,
@@ -63,12 +64,7 @@ impl Secure {
         mutual_tls: bool,
         user: Option<(&str, &str)>,
     ) -> Secure {
-        let dir = std::env::temp_dir().join(format!(
-            "jira-kafka-security-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = work_dir(&format!("kafka-security-{name}"));
         let pki = TestPki::generate(&dir.join("pki")).unwrap();
         let tls_port = free_port();
         // Tansu 0.6.0 keeps SCRAM users only in SQLite storage, and creates them only while it
@@ -107,15 +103,7 @@ impl Secure {
         )
         .await
         .unwrap();
-        let sandbox = SandboxServer::bind(
-            SandboxConfig {
-                seed: Some(Seed::from_json(DEMO_SEED_JSON).unwrap()),
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let sandbox = demo_sandbox().await;
         let env = Secure {
             dir,
             pki,
@@ -160,43 +148,13 @@ impl Secure {
 
     /// Writes a reader config with this `[kafka.security]` body; starts the reader.
     fn reader(&self, name: &str, security: &str) -> ReaderProcess {
-        let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-auto_offset_reset = "earliest"
-auto_commit_interval_ms = 100
-drain_timeout_ms = 5000
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"fetch.wait.max.ms" = "20"
-"reconnect.backoff.max.ms" = "1000"
-[kafka.security]
-{security}
-[case_api]
-endpoint = "{endpoint}"
-timeout_ms = 2000
-[retry]
-max_retries = 3
-initial_backoff_ms = 20
-max_backoff_ms = 100
-[health]
-listen = "{health}"
-"#,
-            brokers = self.bootstrap(),
-            endpoint = self.sandbox.endpoint(),
-        );
-        let path = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        ReaderProcess::spawn(
-            env!("CARGO_BIN_EXE_jira-reader").as_ref(),
-            &path,
-            health,
-            &self.dir.join(format!("{name}.log")),
-        )
-        .unwrap()
+        ReaderConfig::new(&self.dir, &self.bootstrap(), &self.sandbox.endpoint())
+            .property("reconnect.backoff.max.ms", "1000")
+            .section(format!("[kafka.security]\n{security}"))
+            .timeout_ms(2000)
+            .retry(3, 20, 100)
+            .spawn(name)
+            .0
     }
 
     fn log(&self, name: &str) -> String {

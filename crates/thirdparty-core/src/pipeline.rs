@@ -6,7 +6,7 @@
 //! errors: the caller backs off and calls `handle` again with the same message, which is safe
 //! because every effect is idempotent.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use time::{Duration, OffsetDateTime};
 use tracing::Instrument;
@@ -30,15 +30,25 @@ use crate::telemetry::{Telemetry, spans};
 use crate::warm::{DEFAULT_WARM_MAX_ORGS, DEFAULT_WARM_PAGE_SIZE, DEFAULT_WARM_TIMEOUT};
 
 /// One message to handle.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Payload {
     /// The message value.
     pub value: Vec<u8>,
     /// Where it sits in Kafka, when it comes from Kafka.
     pub position: Option<MessagePosition>,
-    /// The value decoded by [`Pipeline::prepare`], so handling (and every retry of it) does not
-    /// decode it again; `None` until then.
-    decoded: Option<Result<Vec<Changelog>, DecodeError>>,
+    /// The value decoded by [`Pipeline::prepare`], taken by the first try of [`Pipeline::handle`]
+    /// (a retry, which is rare, decodes again); `None` until prepared and after that try.
+    decoded: Mutex<Option<Result<Vec<Changelog>, DecodeError>>>,
+}
+
+impl Clone for Payload {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            position: self.position.clone(),
+            decoded: Mutex::new(self.decoded.lock().ok().and_then(|d| d.clone())),
+        }
+    }
 }
 
 impl Payload {
@@ -47,7 +57,7 @@ impl Payload {
         Self {
             value: value.into(),
             position: None,
-            decoded: None,
+            decoded: Mutex::new(None),
         }
     }
 
@@ -56,8 +66,13 @@ impl Payload {
         Self {
             value: value.into(),
             position: Some(position),
-            decoded: None,
+            decoded: Mutex::new(None),
         }
+    }
+
+    /// The changelogs [`Pipeline::prepare`] decoded, if they are still here (taken once).
+    fn take_decoded(&self) -> Option<Result<Vec<Changelog>, DecodeError>> {
+        self.decoded.lock().ok()?.take()
     }
 }
 
@@ -303,17 +318,16 @@ impl Pipeline {
         self.settings.clear();
     }
 
-    /// Decodes the payload (once: the result stays in it, and [`Pipeline::handle`] uses it
-    /// instead of decoding again) and returns the key a runtime orders messages by
+    /// Decodes the payload (once: the result stays in it, and the first try of
+    /// [`Pipeline::handle`] takes it instead of decoding again) and returns the key a runtime orders messages by
     /// (`docs/design.md`, "Delivery"): the item the message changes,
     /// `org:integration:site:id`, so messages of different items may be handled concurrently
     /// and those of one item only in order. `None` for a message that changes no item (it does
     /// not decode, or has no changelog): it writes nothing and needs no order. Every changelog
     /// of a message is about one item (the `Decoder` contract), so the first one names it.
     pub fn prepare(&self, payload: &mut Payload) -> Option<String> {
-        let decoded = payload
-            .decoded
-            .get_or_insert_with(|| self.decoder.decode(&payload.value));
+        let decoded = payload.decoded.get_mut().ok()?;
+        let decoded = decoded.get_or_insert_with(|| self.decoder.decode(&payload.value));
         let first = decoded.as_ref().ok()?.first()?;
         Some(format!(
             "{}:{}:{}:{}",
@@ -344,10 +358,12 @@ impl Pipeline {
                 self.telemetry.message_skipped(position);
                 return Ok(MessageOutcome::Skipped);
             }
-            let decoded = tracing::info_span!("decode_event").in_scope(|| match &payload.decoded {
-                // Decoded by `prepare`: a copy, so a retry starts from the same changelogs.
-                Some(decoded) => decoded.clone(),
-                None => self.decoder.decode(&payload.value),
+            let decoded = tracing::info_span!("decode_event").in_scope(|| {
+                // Decoded by `prepare` for the first try; decoding is pure, so a retry decoding
+                // again starts from the same changelogs.
+                payload
+                    .take_decoded()
+                    .unwrap_or_else(|| self.decoder.decode(&payload.value))
             });
             let changelogs = match decoded {
                 Ok(changelogs) => changelogs,

@@ -154,7 +154,7 @@ impl Decoder for CountingDecoder {
 }
 
 #[tokio::test]
-async fn a_prepared_message_is_decoded_once_across_its_retries() {
+async fn a_prepared_message_is_decoded_once_and_a_retry_decodes_again() {
     let api = seeded();
     let decoder = Arc::new(CountingDecoder::default());
     let p = Pipeline::builder(
@@ -175,20 +175,26 @@ async fn a_prepared_message_is_decoded_once_across_its_retries() {
         ErrorClass::Retry
     );
     assert_eq!(
+        decodes(),
+        1,
+        "prepare decodes; the first try takes its changelogs"
+    );
+    assert_eq!(
         decisions(p.handle(&message).await.unwrap()),
         [Decision::Applied]
     );
     assert_eq!(api.case("case-1").unwrap().title, "t");
-    assert_eq!(
-        decodes(),
-        1,
-        "prepare decodes; handling and its retry reuse it"
-    );
+    assert_eq!(decodes(), 2, "the retry decodes again");
     // Undecodable and empty messages have no key; an unprepared one is decoded when handled.
     assert_eq!(p.prepare(&mut Payload::new("not json")), None);
     assert_eq!(p.prepare(&mut payload(&[])), None);
-    p.handle(&payload(&[title("ITEM-1", "u")])).await.unwrap();
-    assert_eq!(decodes(), 4);
+    let mut once = payload(&[title("ITEM-1", "u")]);
+    p.prepare(&mut once);
+    assert_eq!(
+        decisions(p.handle(&once).await.unwrap()),
+        [Decision::Applied]
+    );
+    assert_eq!(decodes(), 5);
 }
 
 #[tokio::test]

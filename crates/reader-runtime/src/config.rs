@@ -153,9 +153,11 @@ pub struct KafkaConfig {
     /// thread has not polled for 30 s.
     #[serde(rename = "drain_timeout_ms", with = "duration_as::millis")]
     pub drain_timeout: Duration,
-    /// Messages of one partition between receipt and their stored offset, at most: those of
-    /// different items (org, integration, site, item id) are handled concurrently, those of one
-    /// item in order (1: one message at a time). 1 to 1024.
+    /// Messages of one partition in handling at once, at most: those of different items (org,
+    /// integration, site, item id) are handled concurrently, those of one item in order (1: one
+    /// message at a time, in offset order). Up to four times as many (at most 256, at least this
+    /// many) are between receipt and their stored offset, so one slow message does not stop the
+    /// others. 1 to 1024.
     pub max_in_flight: usize,
     /// Extra librdkafka properties, applied before the safety-critical ones (which win); no
     /// security key (`security.protocol`, `ssl.*`, `sasl.*`): those belong to `[kafka.security]`.

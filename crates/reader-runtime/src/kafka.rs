@@ -625,9 +625,10 @@ impl PartitionWorker {
             }
         };
         tracing::debug!(topic = %self.topic, partition = self.partition, "partition task started");
-        // Key-ordered concurrency (`crate::key_order`): up to `max_in_flight` messages between
-        // receipt and their stored offset, those of one item in order, handled concurrently on
-        // this task; the offset stored is the highest below which every message is handled.
+        // Key-ordered concurrency (`crate::key_order`): up to `max_in_flight` messages handled
+        // concurrently on this task, those of one item in order, and up to
+        // `key_order::window(max_in_flight)` between receipt and their stored offset; the offset
+        // stored is the highest below which every message is handled.
         let mut order = KeyOrder::new(self.shared.max_in_flight);
         let mut running = FuturesUnordered::new();
         let mut stopping = false;
@@ -645,10 +646,10 @@ impl PartitionWorker {
                         stopping = true;
                         continue;
                     };
-                    let (next, store) = order.finish(message.offset, message.key.as_deref());
+                    let (start, store) = order.finish(message.offset, message.key.as_deref());
                     self.shared.lag.oldest_unhandled(&self.topic, self.partition, order.oldest_unhandled());
-                    if let Some(next) = next.filter(|_| !stopping) {
-                        running.push(self.handle(next));
+                    if !stopping {
+                        running.extend(start.into_iter().map(|next| self.handle(next)));
                     }
                     if let Some(offset) = store.filter(|_| storable) {
                         self.store(offset);

@@ -196,7 +196,7 @@ impl CaseApi for Bare {
 
 #[tokio::test]
 async fn the_default_of_the_trait_is_unsupported_and_wrappers_forward_the_listing() {
-    let p = pipeline_over(Arc::new(Bare), config(500));
+    let p = pipeline(Arc::new(Bare), config(500));
     let outcome = p.warm_caches().await;
     assert!(
         matches!(
@@ -223,7 +223,7 @@ async fn the_default_of_the_trait_is_unsupported_and_wrappers_forward_the_listin
 #[tokio::test]
 async fn a_scripted_listing_warms_like_the_fake() {
     let api = Listing::pages(vec![page(&[7, 8], None)], Duration::ZERO);
-    let p = pipeline_over(Arc::new(api), config(500));
+    let p = pipeline(Arc::new(api), config(500));
     let outcome = p.warm_caches().await;
     assert_eq!((outcome.stop, outcome.orgs), (WarmStop::Complete, 2));
 }
@@ -394,18 +394,6 @@ impl CaseApi for Listing {
     }
 }
 
-fn pipeline_over(api: Arc<dyn CaseApi>, config: PipelineConfig) -> Pipeline {
-    Pipeline::builder(
-        Arc::new(ToyDecoder),
-        Arc::new(ToyFilterer),
-        Arc::new(ToyProcessor),
-        api,
-    )
-    .clock(Arc::new(ManualClock::new(NOW)))
-    .config(config)
-    .build()
-}
-
 fn page(orgs: &[u64], next: Option<&str>) -> SyncMetadataPage {
     SyncMetadataPage {
         entries: orgs
@@ -430,7 +418,7 @@ async fn the_deadline_stops_warming_and_keeps_what_it_cached() {
         ],
         Duration::from_secs(10),
     );
-    let p = pipeline_over(
+    let p = pipeline(
         Arc::new(api),
         PipelineConfig {
             warm_timeout: Duration::from_secs(25),
@@ -459,7 +447,7 @@ async fn a_listing_out_of_order_clears_the_cache() {
         vec![page(&[1, 2], Some("a")), page(&[3, 2], None)],
         Duration::ZERO,
     );
-    let p = pipeline_over(Arc::new(api), config(2));
+    let p = pipeline(Arc::new(api), config(2));
     let outcome = p.warm_caches().await;
     assert!(
         matches!(&outcome.stop, WarmStop::Inconsistent(why) if why.contains("organization 2")),

@@ -177,7 +177,8 @@ pub fn seeded() -> Arc<InMemoryCaseApi> {
     Arc::new(api)
 }
 
-pub fn pipeline(api: Arc<InMemoryCaseApi>, config: PipelineConfig) -> Pipeline {
+/// The toy integration over `api`, on a manual clock at [`NOW`].
+pub fn pipeline(api: Arc<dyn CaseApi>, config: PipelineConfig) -> Pipeline {
     Pipeline::builder(
         Arc::new(ToyDecoder),
         Arc::new(ToyFilterer),

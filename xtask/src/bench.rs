@@ -85,12 +85,13 @@ enum KeyedStep {
 }
 
 /// Key order: the steps, in order. The measured runs go round-robin over all the issues (an
-/// issue's next comment comes [`KEYED_ITEMS`] messages later, outside the in-flight window, so
-/// nothing waits on its own issue). The reader at 64 and limit C, which are compared, run
+/// issue's next comment comes [`KEYED_ITEMS`] messages later, at the edge of the reader's window
+/// at 64 in flight (256 messages), so almost nothing waits on its own issue). The reader at 64 and limit C, which are compared, run
 /// twice, alternating (C, 64, 64, C), each keeping its best: the machine is shared and its load
 /// drifts (as the decode benchmark does). Last, the order run at 64 goes round-robin over
-/// groups of [`ORDER_GROUP`] issues: an issue's comments come 16 messages apart, so four of
-/// them are in the window at once, and handling them concurrently would reorder them.
+/// groups of [`ORDER_GROUP`] issues: an issue's comments come 16 messages apart, so several of
+/// them are in flight and in the window at once, and handling them concurrently would reorder
+/// them.
 const KEYED_STEPS: [KeyedStep; 7] = [
     KeyedStep::Reader {
         max_in_flight: 1,

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use common::env::{Broker, ReaderConfig, World};
-use common::{CASE_10002, GROUP, TOPIC, comment_created, issue_updated, item};
+use common::{
+    CASE_10002, GROUP, TOPIC, comment_created, issue_updated, item, to_do_to_in_progress,
+};
 use reader_runtime::testkit::{
     ReaderProcess, group_progress, http_get, metric_sum, produce, producer, wait_caught_up,
 };
@@ -68,17 +70,7 @@ async fn applies_filters_and_acks_undecodable_messages(broker: Broker) {
     let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000; // 2024-06-01T10:00:00Z
     let messages = [
-        issue_updated(
-            "10002",
-            t0,
-            json!([item(
-                "status",
-                Some("10000"),
-                Some("To Do"),
-                Some("3"),
-                Some("In Progress")
-            )]),
-        ),
+        issue_updated("10002", t0, json!([to_do_to_in_progress()])),
         issue_updated(
             "10002",
             t0 + 1,
@@ -200,17 +192,7 @@ async fn exhausted_retries_exit_non_zero_without_storing_the_offset_and_a_restar
         TOPIC,
         Some(0),
         "k",
-        &issue_updated(
-            "10002",
-            t0 + 1,
-            json!([item(
-                "status",
-                Some("10000"),
-                Some("To Do"),
-                Some("3"),
-                Some("In Progress")
-            )]),
-        ),
+        &issue_updated("10002", t0 + 1, json!([to_do_to_in_progress()])),
     )
     .await
     .unwrap();
@@ -360,17 +342,7 @@ async fn a_reply_lost_after_the_commit_is_retried_and_applied_once(broker: Broke
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
     let p = producer(&env.world.kafka.bootstrap()).unwrap();
     let t0 = 1_717_236_000_000;
-    let status = issue_updated(
-        "10002",
-        t0,
-        json!([item(
-            "status",
-            Some("10000"),
-            Some("To Do"),
-            Some("3"),
-            Some("In Progress")
-        )]),
-    );
+    let status = issue_updated("10002", t0, json!([to_do_to_in_progress()]));
     let comment = comment_created("10002", "80001", t0 + 1, "Committed, reply lost.");
     for m in [&status, &comment] {
         produce(&p, TOPIC, Some(0), "PROJ-12", m).await.unwrap();
@@ -639,13 +611,7 @@ async fn explain_prints_each_decision_and_writes_nothing() {
         "10002",
         1_717_236_000_000,
         json!([
-            item(
-                "status",
-                Some("10000"),
-                Some("To Do"),
-                Some("3"),
-                Some("In Progress")
-            ),
+            to_do_to_in_progress(),
             item(
                 "priority",
                 Some("4"),
@@ -860,17 +826,7 @@ async fn a_dry_run_decides_but_writes_nothing_and_commits_nothing() {
         TOPIC,
         Some(0),
         "k",
-        &issue_updated(
-            "10002",
-            t0,
-            json!([item(
-                "status",
-                Some("10000"),
-                Some("To Do"),
-                Some("3"),
-                Some("In Progress")
-            )]),
-        ),
+        &issue_updated("10002", t0, json!([to_do_to_in_progress()])),
     )
     .await
     .unwrap();

@@ -23,7 +23,7 @@ use case_api::pb::case::v1::timeline_service_server::TimelineServiceServer;
 use case_api::pb::case::v1::user_service_server::UserServiceServer;
 use case_api_sandbox::{DEMO_SEED_JSON, DbLocation, Faults, Sandbox, Seed, SharedStore};
 use common::env::{ReaderConfig, work_dir};
-use common::{GROUP, TOPIC, comment_created, issue_updated, item};
+use common::{GROUP, TOPIC, comment_created, issue_updated, to_do_to_in_progress};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use reader_runtime::testkit::{
     OtlpCollector, ReaderProcess, Span, SpanTree, TestBroker, attribute, free_port, hex, produce,
@@ -146,13 +146,7 @@ async fn spans_go_out_over_otlp_and_the_case_api_gets_their_trace_context() {
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
     let ready = started.elapsed();
 
-    let status = item(
-        "status",
-        Some("10000"),
-        Some("To Do"),
-        Some("3"),
-        Some("In Progress"),
-    );
+    let status = to_do_to_in_progress();
     let p = producer(&kafka.bootstrap()).unwrap();
     for value in [
         // Applied: a case write.
@@ -388,13 +382,7 @@ async fn an_unreachable_collector_costs_spans_never_messages() {
         &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
     );
     reader.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let status = item(
-        "status",
-        Some("10000"),
-        Some("To Do"),
-        Some("3"),
-        Some("In Progress"),
-    );
+    let status = to_do_to_in_progress();
     let p = producer(&kafka.bootstrap()).unwrap();
     produce(
         &p,

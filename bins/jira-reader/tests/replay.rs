@@ -19,7 +19,7 @@ use case_api::pb::sandbox::v1::{ClearFaultsRequest, SeedRequest, SetLatencyReque
 use case_api::{GrpcCaseApi, GrpcCaseApiConfig};
 use case_api_sandbox::{DEMO_SEED_JSON, Seed};
 use common::env::{Broker, World};
-use common::{GROUP, TOPIC, comment_created, issue_updated, item};
+use common::{GROUP, TOPIC, comment_created, issue_updated, to_do_to_in_progress};
 use reader_runtime::testkit::{ReaderProcess, group_progress, produce, producer, wait_caught_up};
 use serde_json::{Value, json};
 use thirdparty_core::CaseApi;
@@ -174,13 +174,7 @@ async fn recovery_after_a_settings_fix(broker: Broker) {
     let p = producer(&bootstrap).unwrap();
     for (i, issue) in ISSUES.iter().enumerate() {
         let partition = Some((i % 2) as i32);
-        let status = item(
-            "status",
-            Some("10000"),
-            Some("To Do"),
-            Some("3"),
-            Some("In Progress"),
-        );
+        let status = to_do_to_in_progress();
         let ts = T0 + i as i64 * 1000;
         produce(
             &p,
@@ -218,13 +212,7 @@ async fn recovery_after_a_settings_fix(broker: Broker) {
     let to = OffsetDateTime::now_utc();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for i in 0..3 {
-        let status = item(
-            "status",
-            Some("10000"),
-            Some("To Do"),
-            Some("3"),
-            Some("In Progress"),
-        );
+        let status = to_do_to_in_progress();
         let message = issue_updated("10002", T0 + 60_000 + i, json!([status]));
         produce(&p, TOPIC, Some(0), "10002", &message)
             .await

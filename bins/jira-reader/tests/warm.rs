@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::env::World;
-use common::{GROUP, TOPIC, issue_updated, item};
+use common::{GROUP, TOPIC, issue_updated, to_do_to_in_progress};
 use reader_runtime::testkit::{
     ReaderProcess, http_get, metric_sum, produce, producer, wait_caught_up,
 };
@@ -87,13 +87,7 @@ impl Env {
     /// A status change on one issue of each of the demo data's Jira organizations (Acme's issue
     /// 10002 is linked to a case and applied; Globex's issue 10100 too), handled to the end.
     async fn produce_for_every_org(&self) {
-        let status = item(
-            "status",
-            Some("10000"),
-            Some("To Do"),
-            Some("3"),
-            Some("In Progress"),
-        );
+        let status = to_do_to_in_progress();
         let acme = issue_updated("10002", T0, json!([status.clone()]));
         let mut globex: Value =
             serde_json::from_slice(&issue_updated("10100", T0 + 1, json!([status]))).unwrap();

@@ -25,30 +25,12 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (endpoint, org_id, prefix, cases, seconds, first_ms, concurrency) = match args.as_slice() {
-        [endpoint, org_id, prefix, cases, seconds, first_ms] => {
-            (endpoint, org_id, prefix, cases, seconds, first_ms, "1")
-        }
-        [
-            endpoint,
-            org_id,
-            prefix,
-            cases,
-            seconds,
-            first_ms,
-            concurrency,
-        ] => (
-            endpoint,
-            org_id,
-            prefix,
-            cases,
-            seconds,
-            first_ms,
-            concurrency.as_str(),
-        ),
-        _ => {
-            return Err("usage: update_round_trips <endpoint> <org_id> <case id prefix> <cases> <seconds> <first event ms> [<concurrency>]".into());
-        }
+    let (required, concurrency) = match args.as_slice() {
+        [required @ .., concurrency] if args.len() == 7 => (required, concurrency.as_str()),
+        required => (required, "1"),
+    };
+    let [endpoint, org_id, prefix, cases, seconds, first_ms] = required else {
+        return Err("usage: update_round_trips <endpoint> <org_id> <case id prefix> <cases> <seconds> <first event ms> [<concurrency>]".into());
     };
     let org_id: u64 = org_id.parse()?;
     let cases: u64 = cases.parse()?;

@@ -158,14 +158,10 @@ where
         }
     }
 
-    /// Stores `value` for `key` as if it had just been loaded: fresh for the cache's TTL (the
-    /// negative TTL for a negative answer). Replaces what the key held.
-    pub fn insert(&self, key: K, value: V) {
-        self.insert_with_ttl(key, value, self.ttl);
-    }
-
-    /// [`TtlCache::insert`], fresh for `ttl` only (never longer than [`TtlCache::insert`]
-    /// would keep it): how cache warming spreads the expiry of what it loads at once.
+    /// Stores `value` for `key` as if it had just been loaded, but fresh for `ttl` only (never
+    /// longer than a load would keep it: the cache's TTL, the negative TTL for a negative
+    /// answer); replaces what the key held. How cache warming spreads the expiry of what it
+    /// loads at once.
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         let entry = self.entry(value);
         let expires_at = match self.clock.now().checked_add(ttl) {
@@ -179,11 +175,6 @@ where
                 ..entry
             },
         );
-    }
-
-    /// Forgets `key`'s entry, if any (the next look-up loads it).
-    pub fn remove(&self, key: &K) {
-        self.inner.remove(key);
     }
 
     /// Drops every entry (e.g. after a configuration change).
@@ -359,15 +350,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_inserted_value_is_served_until_its_ttl_as_if_loaded() {
+    async fn an_inserted_value_is_served_until_its_ttl_as_if_loaded_never_longer() {
         let clock = Arc::new(ManualClock::new(datetime!(2024-01-01 0:00 UTC)));
         let cache: TtlCache<u32, Option<u32>> =
             TtlCache::new(10, Duration::minutes(5), clock.clone())
                 .with_negative_ttl(Duration::seconds(30), Option::is_none);
-        cache.insert(1, Some(10));
-        cache.insert(2, None);
+        cache.insert_with_ttl(1, Some(10), Duration::minutes(5));
+        cache.insert_with_ttl(2, None, Duration::minutes(5));
         cache.insert_with_ttl(3, Some(30), Duration::minutes(2));
-        // Never longer than `insert` would keep it: a negative answer keeps its 30 s.
+        // Never longer than a load would keep it: a negative answer keeps its 30 s.
         cache.insert_with_ttl(4, None, Duration::minutes(2));
         let load = |value: Option<u32>| move || async move { Ok::<_, ()>(value) };
         for (key, held) in [(1, Some(10)), (2, None), (3, Some(30)), (4, None)] {
@@ -382,8 +373,6 @@ mod tests {
         assert_eq!(cache.get_or_try_load(&1, load(Some(1))).await, Ok(Some(10)));
         clock.advance(Duration::minutes(3));
         assert_eq!(cache.get_or_try_load(&1, load(Some(1))).await, Ok(Some(1)));
-        cache.remove(&1);
-        assert_eq!(cache.get_or_try_load(&1, load(Some(5))).await, Ok(Some(5)));
     }
 
     #[tokio::test]

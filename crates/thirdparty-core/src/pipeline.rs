@@ -41,16 +41,6 @@ pub struct Payload {
     decoded: Mutex<Option<Result<Vec<Changelog>, DecodeError>>>,
 }
 
-impl Clone for Payload {
-    fn clone(&self) -> Self {
-        Self {
-            value: self.value.clone(),
-            position: self.position.clone(),
-            decoded: Mutex::new(self.decoded.lock().ok().and_then(|d| d.clone())),
-        }
-    }
-}
-
 impl Payload {
     /// A payload without a Kafka position (CLI, tests).
     pub fn new(value: impl Into<Vec<u8>>) -> Self {

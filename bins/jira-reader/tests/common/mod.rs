@@ -63,6 +63,17 @@ pub fn comment_created(issue_id: &str, comment_id: &str, ts_ms: i64, body: &str)
     .unwrap()
 }
 
+/// The demo project's status change from To Do (10000) to In Progress (3).
+pub fn to_do_to_in_progress() -> Value {
+    item(
+        "status",
+        Some("10000"),
+        Some("To Do"),
+        Some("3"),
+        Some("In Progress"),
+    )
+}
+
 /// One changelog item.
 pub fn item(
     field: &str,
